@@ -1,0 +1,144 @@
+#include "probe.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+#include <climits>
+#include <cstring>
+#include <string>
+
+#include "errors.h"
+
+namespace sockmesh {
+
+namespace {
+
+// objGet(path) -> fd of the pinned object (program, map or link).
+Napi::Value ObjGet(const Napi::CallbackInfo& info) {
+  std::string path = ArgString(info, 0, "path");
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) ThrowErrno(info.Env(), errno, "open pinned object " + path);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// fdKind(fd) -> "map" | "prog" | "link" | "other": what a pinned path holds.
+Napi::Value FdKind(const Napi::CallbackInfo& info) {
+  int fd = static_cast<int>(ArgInt(info, 0, "fd"));
+  char link[64], target[PATH_MAX];
+  snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, target, sizeof(target) - 1);
+  if (n < 0) ThrowErrno(info.Env(), errno, "inspect fd");
+  target[n] = '\0';
+  const char* kind = "other";
+  if (!strcmp(target, "anon_inode:bpf-map")) kind = "map";
+  else if (!strcmp(target, "anon_inode:bpf-prog")) kind = "prog";
+  else if (!strcmp(target, "anon_inode:bpf_link")) kind = "link";
+  return Napi::String::New(info.Env(), kind);
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  int fd = static_cast<int>(ArgInt(info, 0, "fd"));
+  if (fd >= 0) ::close(fd);
+  return info.Env().Undefined();
+}
+
+// Probes return 1 (supported), 0 (not), or throw.
+Napi::Value ProbeResult(Napi::Env env, int r, const char* what) {
+  if (r < 0) ThrowErrno(env, -r, what);
+  return Napi::Boolean::New(env, r == 1);
+}
+
+Napi::Value ProbeProgType(const Napi::CallbackInfo& info) {
+  auto t = static_cast<enum bpf_prog_type>(ArgInt(info, 0, "program type"));
+  return ProbeResult(info.Env(), libbpf_probe_bpf_prog_type(t, nullptr), "probe program type");
+}
+
+Napi::Value ProbeMapType(const Napi::CallbackInfo& info) {
+  auto t = static_cast<enum bpf_map_type>(ArgInt(info, 0, "map type"));
+  return ProbeResult(info.Env(), libbpf_probe_bpf_map_type(t, nullptr), "probe map type");
+}
+
+Napi::Value ProbeHelper(const Napi::CallbackInfo& info) {
+  auto t = static_cast<enum bpf_prog_type>(ArgInt(info, 0, "program type"));
+  auto h = static_cast<enum bpf_func_id>(ArgInt(info, 1, "helper id"));
+  return ProbeResult(info.Env(), libbpf_probe_bpf_helper(t, h, nullptr), "probe helper");
+}
+
+Napi::Value NumPossibleCpus(const Napi::CallbackInfo& info) {
+  int n = libbpf_num_possible_cpus();
+  if (n < 0) ThrowErrno(info.Env(), -n, "count possible CPUs");
+  return Napi::Number::New(info.Env(), n);
+}
+
+#define C(obj, prefix, name) obj.Set(#name, Napi::Number::New(env, prefix##name))
+
+Napi::Object Constants(Napi::Env env) {
+  Napi::Object c = Napi::Object::New(env);
+  Napi::Object pt = Napi::Object::New(env);
+  C(pt, BPF_PROG_TYPE_, SOCKET_FILTER); C(pt, BPF_PROG_TYPE_, KPROBE); C(pt, BPF_PROG_TYPE_, SCHED_CLS);
+  C(pt, BPF_PROG_TYPE_, CGROUP_SKB); C(pt, BPF_PROG_TYPE_, CGROUP_SOCK); C(pt, BPF_PROG_TYPE_, SOCK_OPS);
+  C(pt, BPF_PROG_TYPE_, SK_SKB); C(pt, BPF_PROG_TYPE_, SK_MSG); C(pt, BPF_PROG_TYPE_, RAW_TRACEPOINT);
+  C(pt, BPF_PROG_TYPE_, CGROUP_SOCK_ADDR); C(pt, BPF_PROG_TYPE_, SK_LOOKUP); C(pt, BPF_PROG_TYPE_, TRACING);
+  C(pt, BPF_PROG_TYPE_, LSM); C(pt, BPF_PROG_TYPE_, SYSCALL); C(pt, BPF_PROG_TYPE_, TRACEPOINT);
+  c.Set("progType", pt);
+
+  Napi::Object at = Napi::Object::New(env);
+  C(at, BPF_, CGROUP_INET_INGRESS); C(at, BPF_, CGROUP_INET_EGRESS); C(at, BPF_, CGROUP_INET_SOCK_CREATE);
+  C(at, BPF_, CGROUP_SOCK_OPS); C(at, BPF_, SK_SKB_STREAM_PARSER); C(at, BPF_, SK_SKB_STREAM_VERDICT);
+  C(at, BPF_, SK_SKB_VERDICT); C(at, BPF_, SK_MSG_VERDICT);
+  C(at, BPF_, CGROUP_INET4_CONNECT); C(at, BPF_, CGROUP_INET6_CONNECT);
+  C(at, BPF_, CGROUP_UDP4_SENDMSG); C(at, BPF_, CGROUP_UDP6_SENDMSG);
+  C(at, BPF_, CGROUP_UDP4_RECVMSG); C(at, BPF_, CGROUP_UDP6_RECVMSG);
+  C(at, BPF_, CGROUP_INET4_GETPEERNAME); C(at, BPF_, CGROUP_INET6_GETPEERNAME);
+  C(at, BPF_, CGROUP_INET4_POST_BIND); C(at, BPF_, CGROUP_INET6_POST_BIND);
+  C(at, BPF_, TRACE_RAW_TP); C(at, BPF_, TRACE_FENTRY); C(at, BPF_, SK_LOOKUP);
+  c.Set("attachType", at);
+
+  Napi::Object mt = Napi::Object::New(env);
+  C(mt, BPF_MAP_TYPE_, HASH); C(mt, BPF_MAP_TYPE_, ARRAY); C(mt, BPF_MAP_TYPE_, PERCPU_HASH);
+  C(mt, BPF_MAP_TYPE_, PERCPU_ARRAY); C(mt, BPF_MAP_TYPE_, LRU_HASH); C(mt, BPF_MAP_TYPE_, LRU_PERCPU_HASH);
+  C(mt, BPF_MAP_TYPE_, LPM_TRIE); C(mt, BPF_MAP_TYPE_, ARRAY_OF_MAPS); C(mt, BPF_MAP_TYPE_, HASH_OF_MAPS);
+  C(mt, BPF_MAP_TYPE_, SOCKMAP); C(mt, BPF_MAP_TYPE_, SOCKHASH); C(mt, BPF_MAP_TYPE_, SK_STORAGE);
+  C(mt, BPF_MAP_TYPE_, RINGBUF);
+  c.Set("mapType", mt);
+
+  Napi::Object h = Napi::Object::New(env);
+  C(h, BPF_FUNC_, map_lookup_elem); C(h, BPF_FUNC_, map_update_elem); C(h, BPF_FUNC_, ktime_get_ns);
+  C(h, BPF_FUNC_, get_socket_cookie); C(h, BPF_FUNC_, get_current_cgroup_id); C(h, BPF_FUNC_, sk_storage_get);
+  C(h, BPF_FUNC_, sock_hash_update); C(h, BPF_FUNC_, msg_redirect_hash); C(h, BPF_FUNC_, sock_ops_cb_flags_set);
+  C(h, BPF_FUNC_, ringbuf_reserve); C(h, BPF_FUNC_, ringbuf_submit); C(h, BPF_FUNC_, ringbuf_output);
+  C(h, BPF_FUNC_, set_retval); C(h, BPF_FUNC_, loop); C(h, BPF_FUNC_, get_current_pid_tgid);
+  c.Set("helper", h);
+
+  Napi::Object lt = Napi::Object::New(env);
+  C(lt, BPF_LINK_TYPE_, RAW_TRACEPOINT); C(lt, BPF_LINK_TYPE_, TRACING); C(lt, BPF_LINK_TYPE_, CGROUP);
+  C(lt, BPF_LINK_TYPE_, ITER); C(lt, BPF_LINK_TYPE_, NETNS);
+  c.Set("linkType", lt);
+
+  Napi::Object uf = Napi::Object::New(env);
+  C(uf, BPF_, ANY); C(uf, BPF_, NOEXIST); C(uf, BPF_, EXIST);
+  c.Set("updateFlag", uf);
+
+  Napi::Object rb = Napi::Object::New(env);
+  C(rb, BPF_RB_, NO_WAKEUP); C(rb, BPF_RB_, FORCE_WAKEUP);
+  c.Set("ringbufFlag", rb);
+  return c;
+}
+
+#undef C
+
+}  // namespace
+
+void InitFunctions(Napi::Env env, Napi::Object exports) {
+  exports.Set("objGet", Napi::Function::New(env, ObjGet, "objGet"));
+  exports.Set("fdKind", Napi::Function::New(env, FdKind, "fdKind"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("probeProgType", Napi::Function::New(env, ProbeProgType, "probeProgType"));
+  exports.Set("probeMapType", Napi::Function::New(env, ProbeMapType, "probeMapType"));
+  exports.Set("probeHelper", Napi::Function::New(env, ProbeHelper, "probeHelper"));
+  exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus, "numPossibleCpus"));
+  exports.Set("constants", Constants(env));
+  exports.Set("libbpfVersion", Napi::String::New(env, libbpf_version_string()));
+}
+
+}  // namespace sockmesh
