@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* Fixture: compiles, but the verifier must refuse it (a map value used without
- * the NULL check), so tests can check that the rejection surfaces as a
+ * the NULL check; a hash map, since the verifier knows a constant in-range
+ * array lookup cannot fail), so tests can check that the rejection surfaces as a
  * VerifierError carrying the log. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -8,7 +9,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u64);

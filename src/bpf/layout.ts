@@ -1,0 +1,109 @@
+/**
+ * Struct layouts shared with the kernel, declared once per struct in TypeScript
+ * as a mirror of its C header. Offsets follow C's natural alignment; the
+ * kernel tests check every offset and size against the compiled object's BTF.
+ *
+ * Each layout compiles two readers from the same declaration:
+ *  - decode(buf, off): a plain object (one allocation per record);
+ *  - view(): a reusable flyweight whose getters read in place, for hot paths
+ *    that aggregate without keeping records.
+ */
+import os from 'node:os';
+
+export type Scalar = 'u8' | 'u16' | 'u32' | 'i32' | 'u64' | 'i64' | 'u64n';
+/** A scalar, or a fixed array of them. 'u64n' reads a u64 as a number (exact below 2^53). */
+export type FieldDef = Scalar | readonly [Scalar, number];
+
+type JsOf<S> = S extends 'u64' | 'i64' ? bigint : number;
+type IsPad<K> = K extends `_pad${string}` ? true : false;
+
+/** The decoded shape: padding (`_pad*`) left out, arrays as arrays. */
+export type Decoded<D extends Record<string, FieldDef>> = {
+  [K in keyof D as IsPad<K> extends true ? never : K]: D[K] extends readonly [infer S, number] ? JsOf<S>[] : JsOf<D[K]>;
+};
+
+export interface FieldLayout {
+  name: string;
+  scalar: Scalar;
+  count: number; // 1 for a scalar
+  offset: number;
+  size: number; // whole field, all elements
+}
+
+export interface StructView<T> {
+  /** Points the view at a record; returns itself. */
+  at(buf: Buffer, offset: number): StructView<T> & Readonly<T>;
+}
+
+const SIZE: Record<Scalar, number> = { u8: 1, u16: 2, u32: 4, i32: 4, u64: 8, i64: 8, u64n: 8 };
+const LE = os.endianness() === 'LE';
+
+function readExpr(s: Scalar, off: string): string {
+  const e = LE ? 'LE' : 'BE';
+  switch (s) {
+    case 'u8': return `b[${off}]`;
+    case 'u16': return `b.readUInt16${e}(${off})`;
+    case 'u32': return `b.readUInt32${e}(${off})`;
+    case 'i32': return `b.readInt32${e}(${off})`;
+    case 'u64': return `b.readBigUInt64${e}(${off})`;
+    case 'i64': return `b.readBigInt64${e}(${off})`;
+    case 'u64n': return LE
+      ? `(b.readUInt32LE(${off}) + b.readUInt32LE(${off} + 4) * 4294967296)`
+      : `(b.readUInt32BE(${off} + 4) + b.readUInt32BE(${off}) * 4294967296)`;
+  }
+}
+
+export class StructLayout<D extends Record<string, FieldDef>> {
+  readonly fields: readonly FieldLayout[];
+  readonly size: number;
+  readonly decode: (buf: Buffer, offset: number) => Decoded<D>;
+  private readonly View: new () => StructView<Decoded<D>>;
+
+  constructor(readonly name: string, def: D) {
+    let off = 0;
+    let align = 1;
+    const fields: FieldLayout[] = [];
+    for (const [fname, fd] of Object.entries(def)) {
+      const [scalar, count] = typeof fd === 'string' ? [fd, 1] : [fd[0], fd[1]];
+      const es = SIZE[scalar];
+      off = Math.ceil(off / es) * es;
+      align = Math.max(align, es);
+      fields.push({ name: fname, scalar, count, offset: off, size: es * count });
+      off += es * count;
+    }
+    this.fields = fields;
+    this.size = Math.ceil(off / align) * align;
+
+    const visible = fields.filter((f) => !f.name.startsWith('_pad'));
+    const valueOf = (f: FieldLayout, base: string): string =>
+      f.count === 1
+        ? readExpr(f.scalar, `${base} + ${f.offset}`)
+        : `[${Array.from({ length: f.count }, (_, i) => readExpr(f.scalar, `${base} + ${f.offset + i * SIZE[f.scalar]}`)).join(', ')}]`;
+    // Generated once per layout: property reads at fixed offsets, no loops.
+    this.decode = new Function('b', 'o',
+      `return { ${visible.map((f) => `${JSON.stringify(f.name)}: ${valueOf(f, 'o')}`).join(', ')} };`,
+    ) as (buf: Buffer, offset: number) => Decoded<D>;
+    this.View = new Function(`
+      class View {
+        constructor() { this.b = null; this.o = 0; }
+        at(b, o) { this.b = b; this.o = o; return this; }
+        ${visible.map((f) => `get ${f.name}() { const b = this.b; return ${valueOf(f, 'this.o')}; }`).join('\n')}
+      }
+      return View;`)() as new () => StructView<Decoded<D>>;
+  }
+
+  /** A fresh flyweight reader over this layout. */
+  view(): StructView<Decoded<D>> {
+    return new this.View();
+  }
+
+  field(name: keyof D & string): FieldLayout {
+    const f = this.fields.find((x) => x.name === name);
+    if (!f) throw new Error(`${this.name} has no field ${name}`);
+    return f;
+  }
+}
+
+export function struct<const D extends Record<string, FieldDef>>(name: string, def: D): StructLayout<D> {
+  return new StructLayout(name, def);
+}
