@@ -16,7 +16,7 @@
 /* One record per TCP socket of the attached cgroup when it reaches CLOSE. */
 struct selftest_conn_event {
 	__u64 cookie;         /* socket cookie: the same in connect4 and sockops */
-	__u64 bytes_acked;    /* bytes this side sent that the peer acknowledged */
+	__u64 bytes_acked;    /* payload bytes this side sent that the peer acked (no SYN/FIN) */
 	__u64 bytes_received; /* payload bytes received */
 	__u32 saddr[4];       /* local address, network order; IPv4 in saddr[0] */
 	__u32 daddr[4];       /* remote address, network order; IPv4 in daddr[0] */
