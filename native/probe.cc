@@ -32,7 +32,7 @@ Napi::Value FdKind(const Napi::CallbackInfo& info) {
   const char* kind = "other";
   if (!strcmp(target, "anon_inode:bpf-map")) kind = "map";
   else if (!strcmp(target, "anon_inode:bpf-prog")) kind = "prog";
-  else if (!strcmp(target, "anon_inode:bpf_link")) kind = "link";
+  else if (!strcmp(target, "anon_inode:bpf_link") || !strcmp(target, "anon_inode:bpf-link")) kind = "link";  // the name differs by how the fd was made
   return Napi::String::New(info.Env(), kind);
 }
 

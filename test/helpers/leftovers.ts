@@ -16,7 +16,7 @@ export interface KernelSnapshot {
 
 function ids(kind: 'prog' | 'link'): Set<number> {
   const out = execFileSync('bpftool', ['-j', kind, 'list'], { encoding: 'utf8' });
-  const list = JSON.parse(out || '[]') as { id: number }[];
+  const list = JSON.parse(out.trim() || '[]') as { id: number }[];
   return new Set(list.map((x) => x.id));
 }
 
