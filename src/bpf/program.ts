@@ -115,8 +115,9 @@ export class Program {
   }
 }
 
+/** 0 means once; SEC("syscall") programs refuse any other value. */
 function checkRepeat(repeat: number | undefined): number {
-  const r = repeat ?? 1;
-  if (!Number.isInteger(r) || r < 1 || r > 0xffffffff) throw new BpfArgumentError(`repeat must be an integer >= 1, got ${r}`);
+  const r = repeat ?? 0;
+  if (!Number.isInteger(r) || r < 0 || r > 0xffffffff) throw new BpfArgumentError(`repeat must be an integer >= 0, got ${r}`);
   return r;
 }
