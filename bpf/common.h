@@ -16,6 +16,14 @@
 #define AF_INET6 10
 #endif
 
+/*
+ * Emits a struct's BTF into the object even when the program only reaches it
+ * through a ring-buffer pointer, so user space can check its layout mirror
+ * against the compiled object (test/kernel/bpf/layout-btf.test.ts). Costs one
+ * pointer in .bss.
+ */
+#define EXPORT_STRUCT(name) struct name *__export_##name __attribute__((unused))
+
 /* Errno values are not in vmlinux.h. */
 #ifndef ENOENT
 #define ENOENT 2

@@ -9,6 +9,10 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+EXPORT_STRUCT(ringbench_record);
+EXPORT_STRUCT(ringbench_args);
+EXPORT_STRUCT(ringbench_stats);
+
 /* Tunables, set before load. record_size must be a verifier-known constant for
  * bpf_ringbuf_reserve, which a frozen .rodata value is. */
 const volatile __u32 record_size = 64;

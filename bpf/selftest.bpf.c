@@ -10,6 +10,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+EXPORT_STRUCT(selftest_conn_event);
+EXPORT_STRUCT(selftest_connect_dst);
+
 /* Tunables, set from user space before load. */
 const volatile __u16 trace_port = 0;   /* tp_btf counts state changes on this port */
 const volatile __u32 trace_tgid = 0;   /* raw_tp counts syscalls of this process */

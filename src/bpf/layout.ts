@@ -83,11 +83,12 @@ export class StructLayout<D extends Record<string, FieldDef>> {
     this.decode = new Function('b', 'o',
       `return { ${visible.map((f) => `${JSON.stringify(f.name)}: ${valueOf(f, 'o')}`).join(', ')} };`,
     ) as (buf: Buffer, offset: number) => Decoded<D>;
+    // Internal state is $-prefixed: no C field name can collide with it.
     this.View = new Function(`
       class View {
-        constructor() { this.b = null; this.o = 0; }
-        at(b, o) { this.b = b; this.o = o; return this; }
-        ${visible.map((f) => `get ${f.name}() { const b = this.b; return ${valueOf(f, 'this.o')}; }`).join('\n')}
+        constructor() { this.$b = null; this.$o = 0; }
+        at(b, o) { this.$b = b; this.$o = o; return this; }
+        ${visible.map((f) => `get ${f.name}() { const b = this.$b; return ${valueOf(f, 'this.$o')}; }`).join('\n')}
       }
       return View;`)() as new () => StructView<Decoded<D>>;
   }
