@@ -58,10 +58,40 @@ Napi::Value ProbeMapType(const Napi::CallbackInfo& info) {
   return ProbeResult(info.Env(), libbpf_probe_bpf_map_type(t, nullptr), "probe map type");
 }
 
+// probeHelper(progType, helperId, expectedAttachType) -> bool. Loads
+// "call helper; r0 = 0; exit" and reads the verifier's verdict. libbpf 1.1's
+// libbpf_probe_bpf_helper only knows the old "unknown func"/"invalid func"
+// messages and takes this kernel's "program of this type cannot use helper"
+// for success, so it says yes to everything here.
 Napi::Value ProbeHelper(const Napi::CallbackInfo& info) {
-  auto t = static_cast<enum bpf_prog_type>(ArgInt(info, 0, "program type"));
-  auto h = static_cast<enum bpf_func_id>(ArgInt(info, 1, "helper id"));
-  return ProbeResult(info.Env(), libbpf_probe_bpf_helper(t, h, nullptr), "probe helper");
+  Napi::Env env = info.Env();
+  auto type = static_cast<enum bpf_prog_type>(ArgInt(info, 0, "program type"));
+  auto helper = static_cast<int32_t>(ArgInt(info, 1, "helper id"));
+  auto attach = static_cast<enum bpf_attach_type>(ArgInt(info, 2, "expected attach type"));
+  struct bpf_insn insns[3];
+  memset(insns, 0, sizeof(insns));
+  insns[0].code = BPF_JMP | BPF_CALL;
+  insns[0].imm = helper;
+  insns[1].code = BPF_ALU64 | BPF_MOV | BPF_K;  // r0 = 0
+  insns[2].code = BPF_JMP | BPF_EXIT;
+  static thread_local char log[8192];
+  log[0] = '\0';
+  LIBBPF_OPTS(bpf_prog_load_opts, opts);
+  opts.log_buf = log;
+  opts.log_size = sizeof(log);
+  opts.log_level = 1;
+  opts.expected_attach_type = attach;
+  int fd = bpf_prog_load(type, nullptr, "GPL", insns, 3, &opts);
+  if (fd >= 0) {
+    ::close(fd);
+    return Napi::Boolean::New(env, true);
+  }
+  int err = errno;
+  if (strstr(log, "invalid func ") || strstr(log, "unknown func ") || strstr(log, "cannot use helper"))
+    return Napi::Boolean::New(env, false);
+  // Refused for another reason (e.g. argument types): the helper itself exists.
+  if (err == EACCES || err == EINVAL) return Napi::Boolean::New(env, log[0] != '\0');
+  ThrowErrno(env, err, "probe helper");
 }
 
 Napi::Value NumPossibleCpus(const Napi::CallbackInfo& info) {

@@ -148,7 +148,8 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   probeProgType(type: number): boolean;
   probeMapType(type: number): boolean;
-  probeHelper(progType: number, helper: number): boolean;
+  /** expectedAttachType: 0 unless the type needs one (CGROUP_SOCK_ADDR: CGROUP_INET4_CONNECT). */
+  probeHelper(progType: number, helper: number, expectedAttachType: number): boolean;
   numPossibleCpus(): number;
   constants: NativeConstants;
   libbpfVersion: string;
