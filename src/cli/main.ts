@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/**
+ * The sockmesh CLI. Each subcommand lives in its own module under commands/
+ * and exports a factory returning a commander Command; adding one (agent,
+ * status, services, ...) is one module plus one line in COMMANDS.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { repoRoot } from '../bpf/native';
+import { doctorCommand } from './commands/doctor';
+
+const COMMANDS: ReadonlyArray<() => Command> = [doctorCommand];
+
+function packageVersion(): string {
+  try {
+    const pkg: unknown = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
+    const v = typeof pkg === 'object' && pkg !== null ? (pkg as { version?: unknown }).version : undefined;
+    return typeof v === 'string' ? v : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('sockmesh')
+    .description('sidecarless service mesh node agent (eBPF)')
+    .version(packageVersion())
+    .showHelpAfterError('(add --help for usage)');
+  // addCommand() does not pass settings down the way .command() does.
+  for (const make of COMMANDS) program.addCommand(make().copyInheritedSettings(program));
+  return program;
+}
+
+if (require.main === module) {
+  buildProgram().parseAsync(process.argv).catch((err: unknown) => {
+    // Usage errors exit inside commander; this is everything else.
+    process.stderr.write(`sockmesh: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 2;
+  });
+}
