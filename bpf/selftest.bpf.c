@@ -7,6 +7,7 @@
  */
 #include "common.h"
 #include "selftest.h"
+#include "tcp_payload.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -71,42 +72,6 @@ int selftest_connect4(struct bpf_sock_addr *ctx)
 	return 1; /* allow: the self-test never changes where traffic goes */
 }
 
-/*
- * The kernel counts sequence space, not payload: bytes_acked includes the
- * active side's SYN (the passive side's SYN-ACK is accounted before the child
- * socket exists) and our FIN once acked; bytes_received includes the peer's
- * FIN. Take them out so records carry what the application moved.
- */
-static __always_inline __u64 payload_acked(struct bpf_sock_ops *skops, __u32 old_state, int active)
-{
-	__u64 acked = skops->bytes_acked;
-	int fin_sent = old_state == BPF_TCP_FIN_WAIT1 || old_state == BPF_TCP_FIN_WAIT2 ||
-		       old_state == BPF_TCP_CLOSING || old_state == BPF_TCP_LAST_ACK;
-
-	if (active && acked)
-		acked--;
-	if (fin_sent && skops->snd_una == skops->snd_nxt && acked)
-		acked--;
-	return acked;
-}
-
-/* tcp_fin() sets SOCK_DONE when the peer's FIN arrives; nothing on the way to
- * CLOSE sets it otherwise (close() and FIN_WAIT2 timeouts do not). */
-static __always_inline __u64 payload_received(struct bpf_sock_ops *skops)
-{
-	__u64 rcvd = skops->bytes_received;
-	struct bpf_sock *bsk = skops->sk;
-	struct tcp_sock *tp;
-
-	if (!bsk)
-		return rcvd;
-	tp = bpf_skc_to_tcp_sock(bsk);
-	if (tp && rcvd &&
-	    (tp->inet_conn.icsk_inet.sk.__sk_common.skc_flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
-		rcvd--;
-	return rcvd;
-}
-
 static __always_inline int emit_close(struct bpf_sock_ops *skops, __u32 old_state)
 {
 	struct selftest_conn_event *e;
@@ -118,7 +83,7 @@ static __always_inline int emit_close(struct bpf_sock_ops *skops, __u32 old_stat
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->cookie = bpf_get_socket_cookie(skops);
-	e->bytes_received = payload_received(skops);
+	e->bytes_received = payload_received(skops, sockops_tcp_sock(skops));
 	e->family = skops->family;
 	if (skops->family == AF_INET) {
 		e->saddr[0] = skops->local_ip4;

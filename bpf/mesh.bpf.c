@@ -1,0 +1,562 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * sockmesh's data path: service load balancing at connect/sendmsg time and
+ * per-connection TCP telemetry, for every socket of the cgroup tree the agent
+ * attaches to.
+ *
+ *  connect4/6, sendmsg4/6   VIP:port -> backend, chosen by weighted slots
+ *  recvmsg4/6, getpeername  the peer appears as the VIP again
+ *  sockops                  connect latency, SRTT, bytes, retransmits, close
+ *                           cause: one record per connection, interim records
+ *                           for long-lived ones
+ */
+#include "common.h"
+#include "mesh.h"
+#include "tcp_payload.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+EXPORT_STRUCT(mesh_conn_event);
+
+#ifndef ECONNREFUSED
+#define ECONNREFUSED 111
+#endif
+#ifndef EHOSTUNREACH
+#define EHOSTUNREACH 113
+#endif
+#ifndef ECONNRESET
+#define ECONNRESET 104
+#endif
+#ifndef ETIMEDOUT
+#define ETIMEDOUT 110
+#endif
+#define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
+
+/* Tunables, set by the agent before load. */
+const volatile __u64 report_interval_ns = 10ULL * 1000 * 1000 * 1000;
+const volatile __u64 rb_flags = 0;    /* BPF_RB_NO_WAKEUP: the agent drains on a timer */
+const volatile __u8 track_rtt = 1;    /* RTT_CB on every sample: SRTT min/max */
+
+/* No preallocation: an update replaces the element and the old one is freed
+ * after an RCU grace period, so a reader never sees a half-copied value. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mesh_svc_key);
+	__type(value, struct mesh_svc);
+} services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mesh_slot_key);
+	__type(value, struct mesh_backend);
+} slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 65536 * MESH_V_NR);
+	__type(key, struct mesh_verdict_key);
+	__type(value, __u64);
+} svc_verdicts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct mesh_udp_rev_key);
+	__type(value, struct mesh_udp_rev);
+} udp_rev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 * 1024 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MESH_C_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Per-socket state, freed with the socket. Never read by user space. */
+#define SOCK_SERVICE   (1u << 0) /* connected through a VIP */
+#define SOCK_CLIENT    (1u << 1) /* this side called connect() */
+#define SOCK_TRACKED   (1u << 2) /* sockops callbacks enabled */
+#define SOCK_CLOSED    (1u << 3) /* close record sent: report once */
+#define SOCK_RTT_SEEN  (1u << 4)
+
+struct mesh_sock {
+	__u32 vip[4];
+	__u16 vport;
+	__u16 _pad0;
+	__u32 svc_id;
+	__u32 backend_id;
+	__u32 flags;
+	__u32 srtt_min_us;
+	__u32 srtt_max_us;
+	__u32 connect_us;
+	__u32 _pad1;
+	__u64 start_ns;
+	__u64 last_report_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct mesh_sock);
+} sock_info SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		*v += 1; /* per-CPU: no atomics needed */
+}
+
+static __always_inline void count_verdict(__u32 svc, __u32 verdict)
+{
+	struct mesh_verdict_key k = { .svc = svc, .verdict = verdict };
+	__u64 one = 1, *v = bpf_map_lookup_elem(&svc_verdicts, &k);
+
+	if (v)
+		*v += 1;
+	else
+		bpf_map_update_elem(&svc_verdicts, &k, &one, BPF_NOEXIST);
+}
+
+static __always_inline void v4mapped(__u32 out[4], __u32 ip4)
+{
+	out[0] = 0;
+	out[1] = 0;
+	out[2] = bpf_htonl(0xffff);
+	out[3] = ip4;
+}
+
+static __always_inline int is_v4mapped(const __u32 a[4])
+{
+	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff);
+}
+
+/*
+ * Picks a live backend of the service at key. Returns -ENOENT when key is no
+ * service (traffic passes untouched), else a verdict. Two tries: a slot can
+ * vanish only if the agent deleted a generation right after flipping it.
+ */
+static __always_inline int pick_backend(const struct mesh_svc_key *key, __u32 *svc_id,
+					struct mesh_backend *out)
+{
+	struct mesh_slot_key sk;
+	struct mesh_backend *be;
+	struct mesh_svc *svc;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		svc = bpf_map_lookup_elem(&services, key);
+		if (!svc)
+			return -ENOENT;
+		*svc_id = svc->id;
+		if (!svc->slots)
+			return MESH_V_NO_BACKEND;
+		sk.svc = svc->id;
+		sk.gen = svc->gen;
+		sk.slot = bpf_get_prandom_u32() % svc->slots;
+		be = bpf_map_lookup_elem(&slots, &sk);
+		if (be) {
+			__builtin_memcpy(out, be, sizeof(*out));
+			return MESH_V_REWRITTEN;
+		}
+	}
+	return MESH_V_STALE;
+}
+
+static __always_inline int refuse(__u32 svc_id, int verdict)
+{
+	count_verdict(svc_id, verdict);
+	bpf_set_retval(verdict == MESH_V_FAMILY ? -EHOSTUNREACH : -ECONNREFUSED);
+	return 0;
+}
+
+/* Remembers the original destination on the socket itself. */
+static __always_inline void remember(struct bpf_sock *sk, const struct mesh_svc_key *key, __u32 svc_id,
+				     const struct mesh_backend *be)
+{
+	struct mesh_sock *st = bpf_sk_storage_get(&sock_info, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (!st) {
+		count(MESH_C_STORAGE_FAILED);
+		return;
+	}
+	__builtin_memcpy(st->vip, key->addr, sizeof(st->vip));
+	st->vport = key->port;
+	st->svc_id = svc_id;
+	st->backend_id = be->id;
+	st->flags |= SOCK_SERVICE;
+}
+
+static __always_inline void remember_udp(__u64 cookie, const struct mesh_svc_key *key,
+					 const struct mesh_backend *be)
+{
+	struct mesh_udp_rev_key rk = { .cookie = cookie, .port = be->port };
+	struct mesh_udp_rev rv = { .vport = key->port };
+
+	__builtin_memcpy(rk.addr, be->addr, sizeof(rk.addr));
+	__builtin_memcpy(rv.vip, key->addr, sizeof(rv.vip));
+	if (bpf_map_update_elem(&udp_rev, &rk, &rv, BPF_ANY))
+		count(MESH_C_UDP_REV_FAILED);
+}
+
+/* The v4 hooks: connect4 (TCP and UDP) and sendmsg4 (unconnected UDP). */
+static __always_inline int translate4(struct bpf_sock_addr *ctx)
+{
+	struct mesh_svc_key key = { .port = bpf_ntohs((__u16)ctx->user_port), .proto = (__u8)ctx->protocol };
+	struct mesh_backend be;
+	__u32 svc_id = 0;
+	int v;
+
+	v4mapped(key.addr, ctx->user_ip4);
+	v = pick_backend(&key, &svc_id, &be);
+	if (v == -ENOENT)
+		return 1;
+	if (v != MESH_V_REWRITTEN)
+		return refuse(svc_id, v);
+	if (be.family != AF_INET)
+		return refuse(svc_id, MESH_V_FAMILY);
+	count_verdict(svc_id, MESH_V_REWRITTEN);
+	ctx->user_ip4 = be.addr[3];
+	ctx->user_port = bpf_htons(be.port);
+	if (ctx->sk)
+		remember(ctx->sk, &key, svc_id, &be);
+	if (key.proto == IPPROTO_UDP_)
+		remember_udp(bpf_get_socket_cookie(ctx), &key, &be);
+	return 1;
+}
+
+/* The v6 hooks. A v4-mapped VIP (dual-stack socket) goes to an IPv4 backend,
+ * written back v4-mapped; a v6 VIP to an IPv6 backend. */
+static __always_inline int translate6(struct bpf_sock_addr *ctx)
+{
+	struct mesh_svc_key key = { .port = bpf_ntohs((__u16)ctx->user_port), .proto = (__u8)ctx->protocol };
+	struct mesh_backend be;
+	__u32 svc_id = 0;
+	int v;
+
+	key.addr[0] = ctx->user_ip6[0];
+	key.addr[1] = ctx->user_ip6[1];
+	key.addr[2] = ctx->user_ip6[2];
+	key.addr[3] = ctx->user_ip6[3];
+	v = pick_backend(&key, &svc_id, &be);
+	if (v == -ENOENT)
+		return 1;
+	if (v != MESH_V_REWRITTEN)
+		return refuse(svc_id, v);
+	if ((be.family == AF_INET) != is_v4mapped(key.addr))
+		return refuse(svc_id, MESH_V_FAMILY);
+	count_verdict(svc_id, MESH_V_REWRITTEN);
+	ctx->user_ip6[0] = be.addr[0];
+	ctx->user_ip6[1] = be.addr[1];
+	ctx->user_ip6[2] = be.addr[2];
+	ctx->user_ip6[3] = be.addr[3];
+	ctx->user_port = bpf_htons(be.port);
+	if (ctx->sk)
+		remember(ctx->sk, &key, svc_id, &be);
+	if (key.proto == IPPROTO_UDP_)
+		remember_udp(bpf_get_socket_cookie(ctx), &key, &be);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int mesh_connect4(struct bpf_sock_addr *ctx)
+{
+	return translate4(ctx);
+}
+
+SEC("cgroup/sendmsg4")
+int mesh_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return translate4(ctx);
+}
+
+SEC("cgroup/connect6")
+int mesh_connect6(struct bpf_sock_addr *ctx)
+{
+	return translate6(ctx);
+}
+
+SEC("cgroup/sendmsg6")
+int mesh_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return translate6(ctx);
+}
+
+/* Replies from a backend appear to come from the VIP the socket sent to. */
+static __always_inline int untranslate_udp(struct bpf_sock_addr *ctx, __u32 addr[4], int v6)
+{
+	struct mesh_udp_rev_key rk = { .cookie = bpf_get_socket_cookie(ctx), .port = bpf_ntohs((__u16)ctx->user_port) };
+	struct mesh_udp_rev *rv;
+
+	__builtin_memcpy(rk.addr, addr, sizeof(rk.addr));
+	rv = bpf_map_lookup_elem(&udp_rev, &rk);
+	if (!rv)
+		return 1;
+	if (v6) {
+		ctx->user_ip6[0] = rv->vip[0];
+		ctx->user_ip6[1] = rv->vip[1];
+		ctx->user_ip6[2] = rv->vip[2];
+		ctx->user_ip6[3] = rv->vip[3];
+	} else {
+		ctx->user_ip4 = rv->vip[3];
+	}
+	ctx->user_port = bpf_htons(rv->vport);
+	return 1;
+}
+
+SEC("cgroup/recvmsg4")
+int mesh_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	__u32 a[4];
+
+	v4mapped(a, ctx->user_ip4);
+	return untranslate_udp(ctx, a, 0);
+}
+
+SEC("cgroup/recvmsg6")
+int mesh_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	__u32 a[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
+
+	return untranslate_udp(ctx, a, 1);
+}
+
+/* getpeername() on a socket connected through a VIP returns the VIP. */
+static __always_inline int peer_is_vip(struct bpf_sock_addr *ctx, int v6)
+{
+	struct mesh_sock *st;
+
+	if (!ctx->sk)
+		return 1;
+	st = bpf_sk_storage_get(&sock_info, ctx->sk, 0, 0);
+	if (!st || !(st->flags & SOCK_SERVICE))
+		return 1;
+	if (v6) {
+		ctx->user_ip6[0] = st->vip[0];
+		ctx->user_ip6[1] = st->vip[1];
+		ctx->user_ip6[2] = st->vip[2];
+		ctx->user_ip6[3] = st->vip[3];
+	} else {
+		ctx->user_ip4 = st->vip[3];
+	}
+	ctx->user_port = bpf_htons(st->vport);
+	return 1;
+}
+
+SEC("cgroup/getpeername4")
+int mesh_getpeername4(struct bpf_sock_addr *ctx)
+{
+	return peer_is_vip(ctx, 0);
+}
+
+SEC("cgroup/getpeername6")
+int mesh_getpeername6(struct bpf_sock_addr *ctx)
+{
+	return peer_is_vip(ctx, 1);
+}
+
+/* ---- telemetry ---------------------------------------------------------- */
+
+/* The socket's own cgroup: sockops often runs in softirq, where the current
+ * task's cgroup is someone else's. */
+static __always_inline __u64 sock_cgroup_id(struct tcp_sock *tp)
+{
+	if (!tp)
+		return 0;
+	return BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup, kn, id);
+}
+
+static __always_inline struct mesh_sock *track(struct bpf_sock_ops *skops, __u32 flags)
+{
+	struct mesh_sock *st;
+
+	struct bpf_sock *sk = skops->sk;
+
+	if (!sk)
+		return NULL;
+	st = bpf_sk_storage_get(&sock_info, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
+		count(MESH_C_STORAGE_FAILED);
+		return NULL;
+	}
+	st->flags |= flags | SOCK_TRACKED;
+	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG | (track_rtt ? BPF_SOCK_OPS_RTT_CB_FLAG : 0));
+	return st;
+}
+
+static __always_inline void fill_endpoints(struct mesh_conn_event *e, struct bpf_sock_ops *skops)
+{
+	e->family = skops->family;
+	if (skops->family == AF_INET) {
+		v4mapped(e->saddr, skops->local_ip4);
+		v4mapped(e->daddr, skops->remote_ip4);
+	} else {
+		e->saddr[0] = skops->local_ip6[0];
+		e->saddr[1] = skops->local_ip6[1];
+		e->saddr[2] = skops->local_ip6[2];
+		e->saddr[3] = skops->local_ip6[3];
+		e->daddr[0] = skops->remote_ip6[0];
+		e->daddr[1] = skops->remote_ip6[1];
+		e->daddr[2] = skops->remote_ip6[2];
+		e->daddr[3] = skops->remote_ip6[3];
+	}
+	e->sport = (__u16)skops->local_port;
+	e->dport = (__u16)(bpf_ntohl(skops->remote_port) & 0xffff);
+}
+
+static __always_inline __u8 close_cause(__u32 old_state, int sk_err, struct bpf_sock_ops *skops)
+{
+	if (sk_err == ECONNRESET)
+		return MESH_CLOSE_RST_RECEIVED;
+	if (sk_err == ETIMEDOUT)
+		return MESH_CLOSE_TIMEOUT;
+	if (sk_err)
+		return MESH_CLOSE_ERROR;
+	/* A graceful close reaches CLOSE from FIN_WAIT2, CLOSING or LAST_ACK (or
+	 * FIN_WAIT1 when the ACK of our FIN and the peer's FIN come together).
+	 * Anything else with no error is an abort - close() with unread data,
+	 * SO_LINGER 0 - and the kernel sends an RST right after this callback. */
+	if (old_state == BPF_TCP_FIN_WAIT2 || old_state == BPF_TCP_CLOSING || old_state == BPF_TCP_LAST_ACK)
+		return MESH_CLOSE_FIN;
+	if (old_state == BPF_TCP_FIN_WAIT1 && skops->snd_una == skops->snd_nxt)
+		return MESH_CLOSE_FIN;
+	return MESH_CLOSE_RST_SENT;
+}
+
+static __always_inline int emit(struct bpf_sock_ops *skops, struct mesh_sock *st, __u8 kind,
+				__u32 state, __u64 now)
+{
+	struct tcp_sock *tp = sockops_tcp_sock(skops);
+	struct mesh_conn_event *e;
+	int client = !!(st->flags & SOCK_CLIENT);
+	int sk_err = tp ? tp->inet_conn.icsk_inet.sk.sk_err : 0;
+	__u32 srtt = skops->srtt_us >> 3;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(MESH_C_EVENTS_DROPPED);
+		return -ENOSPC;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->cookie = bpf_get_socket_cookie(skops);
+	e->cgroup_id = sock_cgroup_id(tp);
+	e->start_ns = st->start_ns;
+	e->duration_ns = st->start_ns ? now - st->start_ns : 0;
+	e->bytes_sent = payload_acked(skops, state, client);
+	e->bytes_received = payload_received(skops, tp);
+	fill_endpoints(e, skops);
+	if (st->flags & SOCK_SERVICE) {
+		__builtin_memcpy(e->vip, st->vip, sizeof(e->vip));
+		e->vport = st->vport;
+		e->svc_id = st->svc_id;
+		e->backend_id = st->backend_id;
+	}
+	e->connect_us = st->connect_us;
+	e->srtt_last_us = srtt;
+	e->srtt_min_us = (st->flags & SOCK_RTT_SEEN) ? st->srtt_min_us : srtt;
+	e->srtt_max_us = (st->flags & SOCK_RTT_SEEN) ? st->srtt_max_us : srtt;
+	e->retransmits = skops->total_retrans;
+	e->kind = kind;
+	e->client = client;
+	if (kind == MESH_EV_CLOSE)
+		e->close_cause = close_cause(state, sk_err, skops);
+	e->error = kind == MESH_EV_INTERIM ? 0 : sk_err;
+	bpf_ringbuf_submit(e, rb_flags);
+	count(MESH_C_EVENTS);
+	return 0;
+}
+
+static __always_inline void on_rtt(struct bpf_sock_ops *skops, struct mesh_sock *st)
+{
+	__u32 srtt = skops->srtt_us >> 3;
+	__u64 now;
+
+	if (!(st->flags & SOCK_RTT_SEEN)) {
+		st->srtt_min_us = srtt;
+		st->srtt_max_us = srtt;
+		st->flags |= SOCK_RTT_SEEN;
+	} else {
+		if (srtt < st->srtt_min_us)
+			st->srtt_min_us = srtt;
+		if (srtt > st->srtt_max_us)
+			st->srtt_max_us = srtt;
+	}
+	/* Long-lived connections report while open; RTT samples come with
+	 * traffic, and an idle connection has nothing new to report. */
+	now = bpf_ktime_get_ns();
+	if (now - st->last_report_ns >= report_interval_ns) {
+		st->last_report_ns = now;
+		emit(skops, st, MESH_EV_INTERIM, skops->state, now);
+	}
+}
+
+static __always_inline void on_close(struct bpf_sock_ops *skops, struct mesh_sock *st, __u32 old_state)
+{
+	if (st->flags & SOCK_CLOSED)
+		return; /* repeated transitions have been seen: report once */
+	st->flags |= SOCK_CLOSED;
+	emit(skops, st, old_state == BPF_TCP_SYN_SENT ? MESH_EV_CONNECT_FAILED : MESH_EV_CLOSE,
+	     old_state, bpf_ktime_get_ns());
+}
+
+static __always_inline struct mesh_sock *tracked(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+
+	return sk ? bpf_sk_storage_get(&sock_info, sk, 0, 0) : NULL;
+}
+
+SEC("sockops")
+int mesh_sockops(struct bpf_sock_ops *skops)
+{
+	struct mesh_sock *st;
+	__u64 now;
+
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB: /* SYN about to be sent */
+		st = track(skops, SOCK_CLIENT);
+		if (st) {
+			st->start_ns = bpf_ktime_get_ns();
+			st->last_report_ns = st->start_ns;
+		}
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		st = tracked(skops);
+		if (st && st->start_ns)
+			st->connect_us = (bpf_ktime_get_ns() - st->start_ns) / 1000;
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		st = track(skops, 0);
+		if (st) {
+			now = bpf_ktime_get_ns();
+			st->start_ns = now;
+			st->last_report_ns = now;
+		}
+		break;
+	case BPF_SOCK_OPS_RTT_CB:
+		st = tracked(skops);
+		if (st)
+			on_rtt(skops, st);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] != BPF_TCP_CLOSE)
+			break;
+		st = tracked(skops);
+		if (st)
+			on_close(skops, st, skops->args[0]);
+		break;
+	}
+	return 1;
+}

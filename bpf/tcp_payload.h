@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * TCP counters as the application sees them. The kernel's bytes_acked and
+ * bytes_received count sequence space: bytes_acked includes the active side's
+ * SYN (the passive side's SYN-ACK is accounted before the child socket exists)
+ * and our FIN once acked; bytes_received includes the peer's FIN.
+ */
+#ifndef SOCKMESH_TCP_PAYLOAD_H
+#define SOCKMESH_TCP_PAYLOAD_H
+
+#include "common.h"
+
+static __always_inline int fin_sent_state(__u32 state)
+{
+	return state == BPF_TCP_FIN_WAIT1 || state == BPF_TCP_FIN_WAIT2 ||
+	       state == BPF_TCP_CLOSING || state == BPF_TCP_LAST_ACK;
+}
+
+/* Payload bytes the peer acknowledged; old_state: the state before CLOSE (or
+ * the current state for a connection still open). */
+static __always_inline __u64 payload_acked(struct bpf_sock_ops *skops, __u32 old_state, int active)
+{
+	__u64 acked = skops->bytes_acked;
+
+	if (active && acked)
+		acked--;
+	if (fin_sent_state(old_state) && skops->snd_una == skops->snd_nxt && acked)
+		acked--;
+	return acked;
+}
+
+/* tcp_fin() sets SOCK_DONE when the peer's FIN arrives; nothing else on the
+ * way to CLOSE does (close() and FIN_WAIT2 timeouts do not). */
+static __always_inline int peer_fin_received(struct tcp_sock *tp)
+{
+	return tp && (tp->inet_conn.icsk_inet.sk.__sk_common.skc_flags &
+		      (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE)));
+}
+
+static __always_inline __u64 payload_received(struct bpf_sock_ops *skops, struct tcp_sock *tp)
+{
+	__u64 rcvd = skops->bytes_received;
+
+	if (rcvd && peer_fin_received(tp))
+		rcvd--;
+	return rcvd;
+}
+
+static __always_inline struct tcp_sock *sockops_tcp_sock(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *bsk = skops->sk;
+
+	return bsk ? bpf_skc_to_tcp_sock(bsk) : NULL;
+}
+
+#endif
