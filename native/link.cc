@@ -9,6 +9,7 @@ Napi::Function Link::Init(Napi::Env env) {
   std::vector<PropertyDescriptor> props = {
     InstanceMethod("info", &Link::Info),
     InstanceMethod("detach", &Link::Detach),
+    InstanceMethod("update", &Link::Update),
   };
   BaseMethods(props);
   props.push_back(InstanceMethod("pin", &Link::PinLink));  // shadows FdHandle::Pin
@@ -76,6 +77,17 @@ Napi::Value Link::Detach(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (bpf_link_detach(fd) < 0) ThrowErrno(env, errno, "link detach");
+  return env.Undefined();
+}
+
+// update(newProgFd): swaps the attached program in one step; the hook is
+// never empty, so an agent upgrade drops no connection.
+Napi::Value Link::Update(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = RequireFd(env, "link update");
+  int prog = static_cast<int>(ArgInt(info, 0, "program fd"));
+  if (targetFd_ >= 0) ThrowErrno(env, EOPNOTSUPP, "update a map attachment");
+  if (bpf_link_update(fd, prog, nullptr) < 0) ThrowErrno(env, errno, "link update");
   return env.Undefined();
 }
 

@@ -18,6 +18,7 @@ Napi::Function BpfObject::Init(Napi::Env env) {
     InstanceMethod("setInitialValue", &BpfObject::SetInitialValue),
     InstanceMethod("setMaxEntries", &BpfObject::SetMaxEntries),
     InstanceMethod("setAutoload", &BpfObject::SetAutoload),
+    InstanceMethod("reuseMap", &BpfObject::ReuseMap),
     InstanceMethod("load", &BpfObject::Load),
     InstanceMethod("programFd", &BpfObject::ProgramFd),
     InstanceMethod("mapFd", &BpfObject::MapFd),
@@ -158,6 +159,20 @@ Napi::Value BpfObject::SetAutoload(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[1].IsBoolean()) ThrowType(env, "autoload must be a boolean");
   int err = bpf_program__set_autoload(FindProgram(env, name), info[1].As<Napi::Boolean>());
   if (err) ThrowErrno(env, -err, "set autoload of " + name);
+  return env.Undefined();
+}
+
+// reuseMap(mapName, fd) before load: the object's programs use an existing map
+// (e.g. a pinned one after an agent restart or upgrade) instead of a new one.
+// libbpf checks that type, key/value sizes and max entries agree.
+Napi::Value BpfObject::ReuseMap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = ArgString(info, 0, "map name");
+  int fd = static_cast<int>(ArgInt(info, 1, "map fd"));
+  if (loaded_) ThrowErrno(env, EBUSY, "reuse map " + name + " after load");
+  LibbpfLogCapture cap;
+  int err = bpf_map__reuse_fd(FindMap(env, name), fd);
+  if (err) ThrowErrno(env, -err, "reuse map " + name, cap.Text());
   return env.Undefined();
 }
 

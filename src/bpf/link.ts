@@ -60,6 +60,12 @@ export class Link {
     this.pinnedAt = undefined;
   }
 
+  /** Replaces the attached program in one step (no gap in which the hook is empty). */
+  update(program: { fd: number }): void {
+    const h = this.live('update');
+    call(() => h.update(program.fd));
+  }
+
   /** Ends the attachment now, pinned or not, then closes. */
   detach(): void {
     if (!this.handle) return;

@@ -35,6 +35,7 @@ export interface NativeBpfObject {
   setInitialValue(map: string, offset: number, bytes: Buffer): void;
   setMaxEntries(map: string, n: number): void;
   setAutoload(program: string, on: boolean): void;
+  reuseMap(map: string, fd: number): void;
   load(): void;
   programFd(name: string): number;
   mapFd(name: string): number;
@@ -101,6 +102,7 @@ export interface NativeLinkInfo {
 export interface NativeLink extends NativeFdHandle {
   info(): NativeLinkInfo;
   detach(): void;
+  update(progFd: number): void;
 }
 
 export interface NativeRingBufferStats {

@@ -67,6 +67,17 @@ export class BpfObjectSpec {
     return this;
   }
 
+  /**
+   * Makes the object's programs use an existing map (a pinned one, after a
+   * restart or an upgrade) instead of creating it. The map stays owned by
+   * the caller.
+   */
+  reuseMap(name: string, map: BpfMap): this {
+    const obj = this.live('reuse map');
+    call(() => obj.reuseMap(name, map.fd));
+    return this;
+  }
+
   /** Programs not wanted by this use of the object are left out of load(). */
   only(programNames: string[]): this {
     const known = new Set(this.programs.map((p) => p.name));

@@ -1,0 +1,164 @@
+/**
+ * Writes desired services into the kernel maps so that no connect ever sees a
+ * half-written backend set:
+ *   1. for every changed service, write its slots under a new generation
+ *      (invisible: no frontend points there yet); on any failure, delete what
+ *      was written and stop - nothing live has changed;
+ *   2. flip each frontend's value to the new generation, one map update each;
+ *   3. delete the old generation's slots and the frontends no longer wanted.
+ * A connect racing step 3 finds its slot gone, re-reads the frontend (already
+ * flipped) and lands on the new set.
+ */
+import type { BpfMap } from '../bpf';
+import { MeshBackend, MeshSlotKey, MeshSvc, MeshSvcKey } from '../bpf/layouts/mesh';
+import { wordsFromAddr, addrFromWords, formatAddr } from './addr';
+import type { DesiredService, FrontendSpec } from './desired';
+
+const PROTO: Record<FrontendSpec['protocol'], number> = { TCP: 6, UDP: 17 };
+const AF = { 4: 2, 6: 10 } as const;
+
+export interface MeshMaps {
+  services: BpfMap;
+  slots: BpfMap;
+}
+
+export interface LiveFrontend {
+  key: Buffer;
+  id: number;
+  gen: number;
+  slots: number;
+}
+
+export interface ApplyReport {
+  /** frontends whose backend set changed (flipped to a new generation) */
+  flipped: number;
+  added: number;
+  removed: number;
+  unchanged: number;
+}
+
+export function frontendKey(f: FrontendSpec): Buffer {
+  const b = Buffer.alloc(MeshSvcKey.size);
+  wordsFromAddr(f.vip.bytes).forEach((w, i) => b.writeUInt32LE(w >>> 0, MeshSvcKey.field('addr').offset + i * 4));
+  b.writeUInt16LE(f.port, MeshSvcKey.field('port').offset);
+  b.writeUInt8(PROTO[f.protocol], MeshSvcKey.field('proto').offset);
+  return b;
+}
+
+export function describeFrontendKey(key: Buffer): string {
+  const k = MeshSvcKey.decode(key, 0);
+  const proto = k.proto === 6 ? 'TCP' : k.proto === 17 ? 'UDP' : `proto ${k.proto}`;
+  const a = formatAddr(addrFromWords(k.addr));
+  return `${a.includes(':') ? `[${a}]` : a}:${k.port}/${proto}`;
+}
+
+function svcValue(id: number, gen: number, slots: number): Buffer {
+  const b = Buffer.alloc(MeshSvc.size);
+  b.writeUInt32LE(id, MeshSvc.field('id').offset);
+  b.writeUInt32LE(gen, MeshSvc.field('gen').offset);
+  b.writeUInt32LE(slots, MeshSvc.field('slots').offset);
+  return b;
+}
+
+function slotKey(svc: number, gen: number, slot: number): Buffer {
+  const b = Buffer.alloc(MeshSlotKey.size);
+  b.writeUInt32LE(svc, 0);
+  b.writeUInt32LE(gen, 4);
+  b.writeUInt32LE(slot, 8);
+  return b;
+}
+
+function backendValue(s: DesiredService, slot: number): Buffer {
+  const be = s.backends[s.slots[slot]!]!;
+  const b = Buffer.alloc(MeshBackend.size);
+  wordsFromAddr(be.addr.bytes).forEach((w, i) => b.writeUInt32LE(w >>> 0, i * 4));
+  b.writeUInt16LE(be.port, MeshBackend.field('port').offset);
+  b.writeUInt16LE(AF[be.addr.family], MeshBackend.field('family').offset);
+  b.writeUInt32LE(be.id, MeshBackend.field('id').offset);
+  return b;
+}
+
+/** Every frontend in the kernel now. */
+export function readFrontends(maps: MeshMaps): LiveFrontend[] {
+  return maps.services.entries().map(({ key, value }) => {
+    const v = MeshSvc.decode(value, 0);
+    return { key: Buffer.from(key), id: v.id, gen: v.gen, slots: v.slots };
+  });
+}
+
+/** The backend values of one live generation, in slot order (missing: undefined). */
+function readSlots(maps: MeshMaps, id: number, gen: number, n: number): (Buffer | undefined)[] {
+  return Array.from({ length: n }, (_, i) => maps.slots.lookup(slotKey(id, gen, i)));
+}
+
+function sameSlots(maps: MeshMaps, live: LiveFrontend, s: DesiredService): boolean {
+  if (live.id !== s.id || live.slots !== s.slots.length) return false;
+  const cur = readSlots(maps, live.id, live.gen, live.slots);
+  return cur.every((v, i) => v !== undefined && v.equals(backendValue(s, i)));
+}
+
+export function applyDesired(maps: MeshMaps, desired: readonly DesiredService[]): ApplyReport {
+  const live = new Map(readFrontends(maps).map((f) => [f.key.toString('hex'), f]));
+  const report: ApplyReport = { flipped: 0, added: 0, removed: 0, unchanged: 0 };
+
+  // Decide, per service, whether it needs a new generation: any frontend new,
+  // pointing elsewhere, or with different slots.
+  const plans = desired.map((s) => {
+    const keys = s.frontends.map(frontendKey);
+    const lives = keys.map((k) => live.get(k.toString('hex')));
+    const current = lives.find((l) => l !== undefined && l.id === s.id);
+    const unchanged = lives.every((l) => l !== undefined && sameSlots(maps, l, s) && l.gen === lives[0]!.gen);
+    const gens = lives.filter((l): l is LiveFrontend => l !== undefined).map((l) => l.gen);
+    const gen = unchanged ? current!.gen : (Math.max(0, current?.gen ?? 0, ...gens) + 1) >>> 0 || 1;
+    return { s, keys, lives, unchanged, gen };
+  });
+
+  // 1. New generations' slots, all or nothing.
+  const written: Buffer[] = [];
+  try {
+    for (const p of plans) {
+      if (p.unchanged || p.s.slots.length === 0) continue;
+      const entries = p.s.slots.map((_, i) => ({ key: slotKey(p.s.id, p.gen, i), value: backendValue(p.s, i) }));
+      maps.slots.updateBatch(entries);
+      written.push(...entries.map((e) => e.key));
+    }
+  } catch (err) {
+    try {
+      maps.slots.deleteBatch(written);
+    } catch { /* best effort: unreferenced slots are collected on the next apply */ }
+    throw err;
+  }
+
+  // 2. Flip frontends.
+  const keep = new Set<string>();
+  for (const p of plans) {
+    p.keys.forEach((key, i) => {
+      keep.add(key.toString('hex'));
+      const l = p.lives[i];
+      if (p.unchanged) {
+        report.unchanged++;
+        return;
+      }
+      maps.services.update(key, svcValue(p.s.id, p.gen, p.s.slots.length));
+      if (l) report.flipped++;
+      else report.added++;
+    });
+  }
+
+  // 3. Frontends no longer wanted, then every generation no frontend uses.
+  for (const [hex, l] of live) {
+    if (keep.has(hex)) continue;
+    maps.services.delete(l.key);
+    report.removed++;
+  }
+  collectSlots(maps);
+  return report;
+}
+
+/** Deletes every slot whose (service, generation) no frontend points at. */
+export function collectSlots(maps: MeshMaps): number {
+  const liveGens = new Set(readFrontends(maps).map((f) => `${f.id}/${f.gen}`));
+  const dead = [...maps.slots.keys()].filter((k) => !liveGens.has(`${k.readUInt32LE(0)}/${k.readUInt32LE(4)}`));
+  if (dead.length === 0) return 0;
+  return maps.slots.deleteBatch(dead);
+}
