@@ -18,10 +18,11 @@ export const FIXTURES = path.join(__dirname, '..', 'kernel', 'fixtures');
  * Runs `node FIXTURES/<script>.js args...` inside `cgroupDir` (or where we are,
  * if undefined): the shell joins the cgroup, then execs node.
  */
-export function spawnInCgroup(cgroupDir: string | undefined, script: string, args: string[]): ChildProcess {
+export function spawnInCgroup(cgroupDir: string | undefined, script: string, args: string[], prefix: string[] = []): ChildProcess {
   const file = path.join(FIXTURES, `${script}.js`);
   const join = cgroupDir ? `echo $$ > "${cgroupDir}/cgroup.procs" && ` : '';
-  return spawn('sh', ['-c', `${join}exec "$0" "$@"`, process.execPath, file, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Join the cgroup first: `ip netns exec` (a prefix) remounts /sys, hiding the cgroup tree.
+  return spawn('sh', ['-c', `${join}exec "$@"`, 'sh', ...prefix, process.execPath, file, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 /** Collects JSON lines until exit; kills the child (by its PID) on timeout. */
@@ -59,9 +60,41 @@ export function collect<T>(child: ChildProcess, timeoutMs = 20_000, onMessage?: 
   });
 }
 
-export async function runInCgroup<T>(cgroupDir: string | undefined, script: string, args: string[], timeoutMs?: number): Promise<ChildResult<T>> {
-  const child = spawnInCgroup(cgroupDir, script, args);
+export async function runInCgroup<T>(cgroupDir: string | undefined, script: string, args: string[], timeoutMs?: number, prefix: string[] = []): Promise<ChildResult<T>> {
+  const child = spawnInCgroup(cgroupDir, script, args, prefix);
   const r = await collect<T>(child, timeoutMs);
   if (r.code !== 0) throw new Error(`${script} ${args.join(' ')} exited with ${r.code ?? r.signal}: ${r.stderr}`);
   return r;
+}
+
+/** Starts a long-running fixture and resolves with its first JSON line (its "ready"). */
+export function startFixture<T>(cgroupDir: string | undefined, script: string, args: string[], prefix: string[] = [], timeoutMs = 10_000): Promise<{ child: ChildProcess; ready: T; stop: () => Promise<void> }> {
+  const child = spawnInCgroup(cgroupDir, script, args, prefix);
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    let stderr = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${script} not ready after ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const onData = (d: Buffer): void => {
+      buf += d.toString();
+      const i = buf.indexOf('\n');
+      if (i < 0) return;
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      const stop = (): Promise<void> => new Promise((res) => {
+        if (child.exitCode !== null || child.signalCode !== null) return res();
+        child.once('exit', () => res());
+        child.kill('SIGTERM');
+      });
+      resolve({ child, ready: JSON.parse(buf.slice(0, i)) as T, stop });
+    };
+    child.stdout!.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited (${code}) before ready: ${stderr}`));
+    });
+  });
 }
