@@ -1,0 +1,73 @@
+/**
+ * What the agent shows to its local API (and so to the CLI): read-only views
+ * over its state. The API server depends on this interface, not on the Agent.
+ */
+import type { Edge } from '../telemetry/aggregator';
+import type { ConnectionRecord } from '../telemetry/record';
+
+export interface ConfigStatus {
+  file: string;
+  /** the config whose state is applied in the kernel */
+  appliedAt?: string;
+  /** a newer file that was rejected: the running state stayed */
+  rejected?: { at: string; errors: string[] };
+}
+
+export interface AgentStatus {
+  instance: string;
+  version: string;
+  pid: number;
+  startedAt: string;
+  /** 'installed' on a fresh start, 'adopted' when pinned state was re-used */
+  dataplane: 'installed' | 'adopted';
+  cgroup: string;
+  bpffsDir: string;
+  config: ConfigStatus;
+  services: number;
+  frontends: number;
+  records: number;
+  openConnections: number;
+  ringbuf: { records: number; dropped: number; decodeErrors: number };
+  otlp?: { endpoint: string; exported: number; failed: number; dropped: number };
+}
+
+export interface ServiceView {
+  /** namespace/name */
+  name: string;
+  namespace: string;
+  ports: { name: string; port: number; protocol: 'TCP' | 'UDP'; targetPort: number }[];
+  vips: string[];
+  backends: number;
+  /** connect-time verdicts from the kernel, summed over the service's ports */
+  verdicts: Record<string, number>;
+}
+
+export interface BackendView {
+  service: string;
+  port: string;
+  endpoint: string;
+  weight: number;
+  labels: Record<string, string>;
+  /** share of new connections: weight over the port's total */
+  share: number;
+  /** from telemetry (client side) */
+  connections: number;
+  failed: number;
+}
+
+export interface ConnectionFilter {
+  workload?: string;
+  service?: string;
+}
+
+export interface AgentView {
+  status(): AgentStatus;
+  services(): ServiceView[];
+  /** undefined when no such service */
+  backends(service: string): BackendView[] | undefined;
+  edges(): Edge[];
+  /** recent closed/failed connections, oldest first */
+  connections(filter: ConnectionFilter): ConnectionRecord[];
+  /** every new record (close, failed, interim) from now on; returns unsubscribe */
+  follow(filter: ConnectionFilter, fn: (rec: ConnectionRecord) => void): () => void;
+}

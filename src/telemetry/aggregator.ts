@@ -1,0 +1,175 @@
+/**
+ * Per-edge aggregation: source workload -> destination service -> backend,
+ * per side (client or server). Records arrive once per connection (close or
+ * failed connect) and, for long-lived connections, as interim records with
+ * counters so far: the aggregator adds only what changed since the last
+ * record of the same connection, so nothing is counted twice.
+ */
+import type { ConnectionRecord } from './record';
+import { Directory } from './directory';
+
+export interface EdgeLabels {
+  side: 'client' | 'server';
+  workload: string;
+  service: string;
+  backend: string;
+}
+
+export interface Edge {
+  readonly key: string;
+  readonly labels: EdgeLabels;
+  opened: number;
+  closed: number;
+  failed: number;
+  bytesSent: number;
+  bytesReceived: number;
+  retransmits: number;
+  resetsSent: number;
+  resetsReceived: number;
+  timeouts: number;
+  connectUsSum: number;
+  connectUsCount: number;
+  srttUsSum: number;
+  srttUsCount: number;
+  lastSeenMs: number;
+}
+
+/** What one record changed: what exporters need to stay consistent with the edge. */
+export interface RecordDelta {
+  opened: boolean;
+  bytesSent: number;
+  bytesReceived: number;
+  retransmits: number;
+}
+
+export type RecordListener = (rec: ConnectionRecord, edge: Edge, delta: RecordDelta) => void;
+
+interface OpenConn {
+  bytesSent: number;
+  bytesReceived: number;
+  retransmits: number;
+}
+
+export interface AggregatorOptions {
+  /** Closed connections kept for `sockmesh connections`. */
+  recentLimit?: number;
+  /** Open connections tracked at most (interim state); the oldest are forgotten past this. */
+  openLimit?: number;
+}
+
+export class Aggregator {
+  private readonly edgeMap = new Map<string, Edge>();
+  private readonly open = new Map<bigint, OpenConn>();
+  private readonly listeners: RecordListener[] = [];
+  private readonly recentRing: ConnectionRecord[] = [];
+  private recentNext = 0;
+  private readonly recentLimit: number;
+  private readonly openLimit: number;
+  records = 0;
+
+  constructor(private directory: Directory, opts: AggregatorOptions = {}) {
+    this.recentLimit = opts.recentLimit ?? 1000;
+    this.openLimit = opts.openLimit ?? 100_000;
+  }
+
+  setDirectory(d: Directory): void {
+    this.directory = d;
+  }
+
+  onRecord(l: RecordListener): void {
+    this.listeners.push(l);
+  }
+
+  labelsOf(rec: ConnectionRecord): EdgeLabels {
+    const d = this.directory;
+    let serviceId = rec.serviceId;
+    let backendId = rec.backendId;
+    if (rec.side === 'server' && serviceId === 0) {
+      // The server never saw the VIP: attribute by its own endpoint.
+      const ids = d.byEndpoint.get(rec.family === 6 ? `[${rec.local.address}]:${rec.local.port}` : `${rec.local.address}:${rec.local.port}`);
+      if (ids && ids.length === 1) {
+        backendId = ids[0]!;
+        serviceId = d.backends.get(backendId)?.serviceId ?? 0;
+      }
+    }
+    return { side: rec.side, workload: d.workload(rec.cgroupId), service: d.service(serviceId), backend: d.backend(backendId) };
+  }
+
+  ingest(rec: ConnectionRecord): void {
+    this.records++;
+    const labels = this.labelsOf(rec);
+    const key = `${labels.side}|${labels.workload}|${labels.service}|${labels.backend}`;
+    let edge = this.edgeMap.get(key);
+    if (!edge) {
+      edge = {
+        key, labels, opened: 0, closed: 0, failed: 0, bytesSent: 0, bytesReceived: 0, retransmits: 0,
+        resetsSent: 0, resetsReceived: 0, timeouts: 0, connectUsSum: 0, connectUsCount: 0, srttUsSum: 0, srttUsCount: 0, lastSeenMs: 0,
+      };
+      this.edgeMap.set(key, edge);
+    }
+    const prev = this.open.get(rec.cookie);
+    const delta: RecordDelta = {
+      opened: !prev && rec.kind !== 'connect_failed',
+      bytesSent: rec.bytesSent - (prev?.bytesSent ?? 0),
+      bytesReceived: rec.bytesReceived - (prev?.bytesReceived ?? 0),
+      retransmits: rec.retransmits - (prev?.retransmits ?? 0),
+    };
+    if (delta.opened) {
+      edge.opened++;
+      if (rec.connectUs > 0) {
+        edge.connectUsSum += rec.connectUs;
+        edge.connectUsCount++;
+      }
+    }
+    edge.bytesSent += delta.bytesSent;
+    edge.bytesReceived += delta.bytesReceived;
+    edge.retransmits += delta.retransmits;
+    edge.lastSeenMs = Date.now();
+    switch (rec.kind) {
+      case 'interim':
+        if (!prev && this.open.size >= this.openLimit) this.open.delete(this.open.keys().next().value!);
+        this.open.set(rec.cookie, { bytesSent: rec.bytesSent, bytesReceived: rec.bytesReceived, retransmits: rec.retransmits });
+        break;
+      case 'close':
+        this.open.delete(rec.cookie);
+        edge.closed++;
+        edge.srttUsSum += rec.srttUs.last;
+        edge.srttUsCount++;
+        if (rec.closeCause === 'rst_sent') edge.resetsSent++;
+        else if (rec.closeCause === 'rst_received') edge.resetsReceived++;
+        else if (rec.closeCause === 'timeout') edge.timeouts++;
+        this.remember(rec);
+        break;
+      case 'connect_failed':
+        this.open.delete(rec.cookie);
+        edge.failed++;
+        this.remember(rec);
+        break;
+    }
+    for (const l of this.listeners) l(rec, edge, delta);
+  }
+
+  edges(): Edge[] {
+    return [...this.edgeMap.values()];
+  }
+
+  /** Open connections known from interim records. */
+  get openCount(): number {
+    return this.open.size;
+  }
+
+  /** Most recent closed or failed connections, oldest first. */
+  recent(): ConnectionRecord[] {
+    const n = this.recentRing.length;
+    if (n < this.recentLimit) return [...this.recentRing];
+    return [...this.recentRing.slice(this.recentNext), ...this.recentRing.slice(0, this.recentNext)];
+  }
+
+  private remember(rec: ConnectionRecord): void {
+    if (this.recentRing.length < this.recentLimit) this.recentRing.push(rec);
+    else {
+      this.recentRing[this.recentNext] = rec;
+      this.recentNext = (this.recentNext + 1) % this.recentLimit;
+    }
+  }
+}
