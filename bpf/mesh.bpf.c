@@ -464,9 +464,10 @@ static __always_inline int emit(struct bpf_sock_ops *skops, struct mesh_sock *st
 		e->backend_id = st->backend_id;
 	}
 	e->connect_us = st->connect_us;
+	/* min <= last <= max by definition: the value now is a sample too. */
 	e->srtt_last_us = srtt;
-	e->srtt_min_us = (st->flags & SOCK_RTT_SEEN) ? st->srtt_min_us : srtt;
-	e->srtt_max_us = (st->flags & SOCK_RTT_SEEN) ? st->srtt_max_us : srtt;
+	e->srtt_min_us = (st->flags & SOCK_RTT_SEEN) && st->srtt_min_us < srtt ? st->srtt_min_us : srtt;
+	e->srtt_max_us = (st->flags & SOCK_RTT_SEEN) && st->srtt_max_us > srtt ? st->srtt_max_us : srtt;
 	e->retransmits = skops->total_retrans;
 	e->kind = kind;
 	e->client = client;
@@ -483,6 +484,9 @@ static __always_inline void on_rtt(struct bpf_sock_ops *skops, struct mesh_sock 
 	__u32 srtt = skops->srtt_us >> 3;
 	__u64 now;
 
+	/* The callback can run before the estimator has a first value. */
+	if (!srtt)
+		return;
 	if (!(st->flags & SOCK_RTT_SEEN)) {
 		st->srtt_min_us = srtt;
 		st->srtt_max_us = srtt;

@@ -1,0 +1,157 @@
+/**
+ * Telemetry against ground truth on the same sockets: bytes the test moved,
+ * connect latency inside the client's own measurement, SRTT next to `ss -ti`,
+ * retransmits equal to the namespace's own TCP counter under injected loss,
+ * resets and refused connects classified.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { RingBufferReader } from '../../../src/bpf';
+import { BPF_OUTPUT_DIR } from '../../../src/bpf/objects';
+import { desiredState } from '../../../src/dataplane/desired';
+import { applyDesired } from '../../../src/dataplane/writer';
+import { decodeRecord, ConnectionRecord } from '../../../src/telemetry/record';
+import { collect, runInCgroup, spawnInCgroup } from '../../helpers/child';
+import { Cleanup } from '../../helpers/cleanup';
+import { needsKernel } from '../../helpers/kernel';
+import { snapshot, waitForNoLeftovers } from '../../helpers/leftovers';
+import { meshEnv, servicePort, MeshEnv } from '../../helpers/mesh';
+import { waitFor } from '../../helpers/wait';
+
+interface PeerLine { localPort?: number; remotePort?: number; remoteAddress?: string; connectUs?: number; done?: boolean }
+
+function recordsOf(cleanup: Cleanup, env: MeshEnv): ConnectionRecord[] {
+  const out: ConnectionRecord[] = [];
+  cleanup.add('reader', new RingBufferReader(env.dp.maps.events, (b, o, l) => out.push(decodeRecord(b, o, l)), { intervalMs: 10 }), (r) => r.close());
+  return out;
+}
+
+function netnsRetransSegs(env: MeshEnv): number {
+  const snmp = env.ns.exec(['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Tcp:'));
+  const names = snmp[0]!.split(/\s+/);
+  const values = snmp[1]!.split(/\s+/);
+  return Number(values[names.indexOf('RetransSegs')]);
+}
+
+test('bytes, connect latency and endpoints match what the client and server saw', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = meshEnv(cleanup, 'tele');
+    const records = recordsOf(cleanup, env);
+    const [svc] = desiredState([servicePort('reviews', ['127.77.0.40'], 80, 'TCP', [{ host: '127.0.0.1', port: 18080 }])]);
+    applyDesired(env.dp.maps, [svc!]);
+    const CONNS = 5;
+    const run = await runInCgroup<PeerLine>(env.cg.path, 'tcp-peer', [String(CONNS), '12345', '543210', '18080', '127.77.0.40:80'], 30_000, env.ns.prefix());
+    const clients = run.messages.filter((m) => m.localPort !== undefined);
+    assert.equal(clients.length, CONNS);
+    await waitFor(() => records.filter((r) => r.kind === 'close').length >= 2 * CONNS, 'close records');
+    for (const c of clients) {
+      assert.equal(c.remoteAddress, '127.77.0.40', 'the client saw the VIP');
+      const cr = records.find((r) => r.kind === 'close' && r.side === 'client' && r.local.port === c.localPort);
+      assert.ok(cr && cr.kind === 'close', `client record for ${c.localPort}`);
+      assert.equal(cr.bytesSent, 12345);
+      assert.equal(cr.bytesReceived, 543210);
+      assert.deepEqual(cr.vip, { address: '127.77.0.40', port: 80 });
+      assert.deepEqual(cr.remote, { address: '127.0.0.1', port: 18080 });
+      assert.equal(cr.serviceId, svc!.id);
+      assert.equal(cr.backendId, svc!.backends[0]!.id);
+      assert.equal(cr.closeCause, 'fin');
+      assert.ok(cr.connectUs > 0 && cr.connectUs <= c.connectUs! + 50, `kernel connect ${cr.connectUs} us within the client's ${c.connectUs} us`);
+      assert.ok(cr.srttUs.min > 0 && cr.srttUs.min <= cr.srttUs.last && cr.srttUs.last <= cr.srttUs.max, JSON.stringify(cr.srttUs));
+      assert.ok(cr.durationNs > 0 && cr.cgroupId > 0);
+      const sr = records.find((r) => r.kind === 'close' && r.side === 'server' && r.remote.port === c.localPort);
+      assert.ok(sr, `server record for peer ${c.localPort}`);
+      assert.equal(sr.bytesSent, 543210);
+      assert.equal(sr.bytesReceived, 12345);
+      assert.equal(sr.cgroupId, cr.cgroupId, 'both sockets belong to the client\'s cgroup');
+    }
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+test('retransmits under injected loss equal the namespace\'s own RetransSegs; interim records for long connections', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = meshEnv(cleanup, 'loss', 200);
+    const records = recordsOf(cleanup, env);
+    applyDesired(env.dp.maps, desiredState([servicePort('lossy', ['127.77.0.41'], 80, 'TCP', [{ host: '127.0.0.1', port: 18081 }])]));
+    env.ns.exec(['tc', 'qdisc', 'add', 'dev', 'lo', 'clsact']);
+    env.ns.exec(['tc', 'filter', 'add', 'dev', 'lo', 'ingress', 'bpf', 'direct-action', 'obj', path.join(BPF_OUTPUT_DIR, 'lossy.bpf.o'), 'sec', 'tc']);
+    const base = netnsRetransSegs(env);
+    await runInCgroup<PeerLine>(env.cg.path, 'tcp-peer', ['3', '400000', '400000', '18081', '127.77.0.41:80'], 60_000, env.ns.prefix());
+    await waitFor(() => records.filter((r) => r.kind === 'close').length >= 6, 'close records');
+    const retrans = records.filter((r) => r.kind === 'close').reduce((a, r) => a + r.retransmits, 0);
+    const truth = netnsRetransSegs(env) - base;
+    assert.ok(truth > 0, 'the loss produced retransmissions');
+    assert.equal(retrans, truth, 'every retransmitted segment is in some record');
+    const closes = records.filter((r) => r.kind === 'close');
+    const sent = closes.filter((r) => r.side === 'client').reduce((a, r) => a + r.bytesSent, 0);
+    assert.equal(sent, 3 * 400000, 'bytes exact despite loss');
+    assert.ok(records.some((r) => r.kind === 'interim'), 'connections longer than the 200 ms interval reported while open');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+test('SRTT of a live connection is consistent with ss -ti', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = meshEnv(cleanup, 'srtt', 100);
+    const records = recordsOf(cleanup, env);
+    applyDesired(env.dp.maps, desiredState([servicePort('srtt', ['127.77.0.42'], 80, 'TCP', [{ host: '127.0.0.1', port: 18082 }])]));
+    // A trickle keeps one connection open with RTT samples for 3 s.
+    const child = spawnInCgroup(env.cg.path, 'trickle', ['18082', '127.77.0.42:80', '3000'], env.ns.prefix());
+    const done = collect<PeerLine>(child, 30_000);
+    await waitFor(() => records.filter((r) => r.kind === 'interim' && r.side === 'client').length >= 3, 'interim records', 10_000);
+    const ss = env.ns.exec(['ss', '-tinH', 'dst', '127.0.0.1:18082']);
+    const rec = records.filter((r) => r.kind === 'interim' && r.side === 'client').at(-1)!;
+    await done;
+    const m = /rtt:([\d.]+)\//.exec(ss);
+    assert.ok(m, `ss shows the connection: ${ss}`);
+    const ssUs = Number(m[1]) * 1000;
+    assert.ok(rec.srttUs.min <= ssUs + 1000 && Math.abs(rec.srttUs.last - ssUs) < 2000,
+      `srtt last ${rec.srttUs.last} us (min ${rec.srttUs.min}, max ${rec.srttUs.max}) vs ss ${ssUs} us`);
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+test('refused connects and resets are classified', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = meshEnv(cleanup, 'rst');
+    const records = recordsOf(cleanup, env);
+    // Nothing listens on 18083: the backend answers SYN with RST.
+    applyDesired(env.dp.maps, desiredState([servicePort('closed', ['127.77.0.43'], 80, 'TCP', [{ host: '127.0.0.1', port: 18083 }])]));
+    const out = (await runInCgroup<{ errors: Record<string, number> }>(env.cg.path, 'vip-client', ['tcp', '127.77.0.43', '80', '3'], 30_000, env.ns.prefix())).messages[0]!;
+    assert.deepEqual(out.errors, { ECONNREFUSED: 3 });
+    await waitFor(() => records.filter((r) => r.kind === 'connect_failed').length >= 3, 'failed-connect records');
+    for (const r of records.filter((x) => x.kind === 'connect_failed')) {
+      assert.equal(r.kind === 'connect_failed' && r.error, 111, 'ECONNREFUSED');
+      assert.equal(r.side, 'client');
+    }
+    execFileSync('true');
+    const abort = await runInCgroup<{ ok: boolean }>(env.cg.path, 'rst-pair', [], 30_000, env.ns.prefix());
+    assert.ok(abort.messages[0]?.ok);
+    await waitFor(() => records.filter((r) => r.kind === 'close').length >= 2, 'reset records');
+    const causes = records.filter((r) => r.kind === 'close').map((r) => `${r.side}:${r.kind === 'close' ? r.closeCause : ''}`).sort();
+    assert.deepEqual(causes, ['client:rst_received', 'server:rst_sent']);
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
