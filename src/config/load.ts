@@ -1,0 +1,101 @@
+/**
+ * Mesh file → MeshConfig. YAML is parsed into a document that keeps source
+ * ranges, so every issue (syntax, schema, cross-field) can name the line and
+ * column to fix; validation itself works on plain values (schema.ts).
+ */
+import fs from 'node:fs';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { ConfigError, type ConfigIssue, type SourcePosition } from './errors';
+import type { MeshConfig } from './model';
+import { formatPath, validateMesh, type Path, type PathIssue } from './schema';
+import { readFileLayer, type FileLayer } from './settings';
+
+export type LoadResult =
+  | {
+    readonly ok: true;
+    readonly config: MeshConfig;
+    /** The `agent:` section with its positions, for mergeSettings({ file }). */
+    readonly agentLayer: FileLayer;
+  }
+  | { readonly ok: false; readonly issues: ConfigIssue[] };
+
+/** Reads and validates a mesh file. Throws ConfigError listing every issue; fs errors (ENOENT...) pass through. */
+export function loadMeshFile(path: string): MeshConfig {
+  const result = parseMesh(fs.readFileSync(path, 'utf8'), path);
+  if (!result.ok) throw new ConfigError(result.issues);
+  return result.config;
+}
+
+/** Validates mesh YAML; `fileName` only labels the issues. */
+export function parseMesh(text: string, fileName: string): LoadResult {
+  const lineCounter = new LineCounter();
+  // prettyErrors off: we print positions our own way, not yaml's multi-line excerpt.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const at = (offset: number): SourcePosition => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { file: fileName, line, column: col };
+  };
+
+  // Warnings too (e.g. an unknown !tag): a value we would read differently than meant.
+  const syntax = [...doc.errors, ...doc.warnings];
+  if (syntax.length > 0) {
+    return { ok: false, issues: syntax.map((e) => ({ ...at(e.pos[0]), path: '', message: `YAML: ${e.message}` })) };
+  }
+
+  let plain: unknown;
+  try {
+    plain = doc.toJS();
+  } catch (err) {
+    // Alias bombs (too many alias expansions) are refused here, not in parsing.
+    return { ok: false, issues: [{ ...at(0), path: '', message: `YAML: ${err instanceof Error ? err.message : String(err)}` }] };
+  }
+
+  const mesh = validateMesh(plain);
+  const agent = readFileLayer(mesh.agent);
+  const issues: PathIssue[] = [...mesh.issues, ...agent.issues.map((i) => ({ ...i, path: ['agent', ...i.path] }))];
+  if (issues.length > 0 || !mesh.mesh) {
+    const located = issues.map((i): ConfigIssue => ({ ...at(offsetOf(doc, i.path, i.atKey === true)), path: formatPath(i.path), message: i.message }));
+    // In file order, which is how one fixes them.
+    located.sort((a, b) => a.line - b.line || a.column - b.column);
+    return { ok: false, issues: located };
+  }
+  return {
+    ok: true,
+    config: { ...mesh.mesh, agent: agent.values },
+    agentLayer: { values: mesh.agent, source: (path) => at(offsetOf(doc, path, false)), at: ['agent'] },
+  };
+}
+
+/**
+ * Where `path` is in the document: its value's first character, or its key's
+ * with `atKey`. A path that does not exist (a missing field) resolves to its
+ * nearest existing ancestor, which is where the field is missing from. An
+ * alias is not followed: the place to look is where it is used.
+ */
+function offsetOf(doc: Document, path: Path, atKey: boolean): number {
+  let node: unknown = doc.contents;
+  let best = startOf(node) ?? 0;
+  for (const [i, seg] of path.entries()) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+      if (!pair) break;
+      const keyStart = startOf(pair.key) ?? best;
+      // `key:` with nothing after it has a zero-length value at the line's end: the key reads better.
+      const empty = isScalar(pair.value) && pair.value.range !== undefined && pair.value.range !== null && pair.value.range[0] === pair.value.range[1];
+      if ((atKey && i === path.length - 1) || pair.value === null || empty) return keyStart;
+      node = pair.value;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      node = node.items[seg];
+    } else {
+      break;
+    }
+    best = startOf(node) ?? best;
+  }
+  return best;
+}
+
+function startOf(node: unknown): number | undefined {
+  if (typeof node !== 'object' || node === null || !('range' in node)) return undefined;
+  const range: unknown = node.range;
+  return Array.isArray(range) && typeof range[0] === 'number' ? range[0] : undefined;
+}
