@@ -8,9 +8,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { repoRoot } from '../bpf/native';
+import { agentCommand } from './commands/agent';
 import { doctorCommand } from './commands/doctor';
 
-const COMMANDS: ReadonlyArray<() => Command> = [doctorCommand];
+const COMMANDS: ReadonlyArray<() => Command> = [agentCommand, doctorCommand];
 
 function packageVersion(): string {
   try {

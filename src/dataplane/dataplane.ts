@@ -153,6 +153,7 @@ export class Dataplane {
       m.close();
     }
     fs.rmSync(this.opts.bpffsDir, { recursive: true, force: true });
+    removeIfEmpty(path.dirname(this.opts.bpffsDir));
   }
 
   /** Uninstalls from pins alone (no running agent needed). Returns what it removed. */
@@ -167,6 +168,14 @@ export class Dataplane {
     const mapsDir = path.join(bpffsDir, 'maps');
     for (const name of fs.existsSync(mapsDir) ? fs.readdirSync(mapsDir) : []) removed.push(`maps/${name}`);
     fs.rmSync(bpffsDir, { recursive: true, force: true });
+    removeIfEmpty(path.dirname(bpffsDir));
     return removed;
   }
+}
+
+/** The shared parent (/sys/fs/bpf/sockmesh) goes with its last instance. */
+function removeIfEmpty(dir: string): void {
+  try {
+    if (fs.readdirSync(dir).length === 0 && dir !== '/sys/fs/bpf') fs.rmdirSync(dir);
+  } catch { /* not ours to worry about */ }
 }

@@ -1,0 +1,319 @@
+/**
+ * The node agent: one Dataplane, the mesh file applied to it, the telemetry
+ * pipeline (ring buffer -> decode -> aggregate -> exporters) and the views the
+ * local API serves. start() and stop() are idempotent; signals are handled by
+ * the CLI command (src/cli/commands/agent.ts), in one place.
+ *
+ * State lives in the kernel, pinned: stop() closes our handles and leaves the
+ * programs attached and the maps intact, so traffic through VIPs keeps flowing
+ * while the agent is down and the next start() adopts it.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { RingBufferReader } from '../bpf';
+import { MeshCounter, MeshVerdictKey, MESH_VERDICT_NAMES } from '../bpf/layouts/mesh';
+import { ConfigError } from '../config/errors';
+import { loadMeshFile } from '../config/load';
+import type { AgentSettings, MeshConfig } from '../config/model';
+import { serviceKey } from '../config/model';
+import { Dataplane } from '../dataplane/dataplane';
+import type { DesiredService } from '../dataplane/desired';
+import { applyDesired, ApplyReport } from '../dataplane/writer';
+import { cgroup2Root } from '../platform/cgroup';
+import { Aggregator, Edge } from '../telemetry/aggregator';
+import { Directory } from '../telemetry/directory';
+import { ConnectionRecord, decodeRecord, RecordDecodeError } from '../telemetry/record';
+import { compile } from './compile';
+import type { Logger } from './log';
+import type { AgentStatus, AgentView, BackendView, ConnectionFilter, ServiceView } from './view';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentOptions {
+  settings: AgentSettings;
+  meshFile: string;
+  log: Logger;
+  /** Watch the mesh file and reload on change (SIGHUP always reloads). Default true. */
+  watch?: boolean;
+}
+
+/** What start() and reload() can end in, as data rather than exceptions. */
+export type ApplyOutcome =
+  | { kind: 'applied'; report: ApplyReport }
+  | { kind: 'rejected'; errors: string[] };
+
+type Follower = { filter: ConnectionFilter; fn: (rec: ConnectionRecord) => void };
+
+export class Agent implements AgentView {
+  private dp: Dataplane | undefined;
+  private reader: RingBufferReader | undefined;
+  private watcher: fs.FSWatcher | undefined;
+  private reloadTimer: NodeJS.Timeout | undefined;
+  private config: MeshConfig | undefined;
+  private desired: DesiredService[] = [];
+  private directory = new Directory();
+  readonly aggregator = new Aggregator(this.directory);
+  private readonly followers = new Set<Follower>();
+  private decodeErrors = 0;
+  private appliedAt: string | undefined;
+  private rejected: { at: string; errors: string[] } | undefined;
+  private startedAt = new Date().toISOString();
+  private starting: Promise<void> | undefined;
+  /** Extra stop steps registered by add-ons (exporters, servers), run in reverse. */
+  private readonly onStop: (() => Promise<void> | void)[] = [];
+  otlpStats: (() => { endpoint: string; exported: number; failed: number; dropped: number }) | undefined;
+
+  constructor(readonly opts: AgentOptions) {
+    this.aggregator.onRecord((rec) => {
+      for (const f of this.followers) if (matches(rec, f.filter, this.aggregator)) f.fn(rec);
+    });
+  }
+
+  get settings(): AgentSettings {
+    return this.opts.settings;
+  }
+
+  get dataplane(): Dataplane {
+    if (!this.dp) throw new Error('agent not started');
+    return this.dp;
+  }
+
+  get ready(): { ready: boolean; reason?: string } {
+    if (!this.dp) return { ready: false, reason: 'dataplane not attached' };
+    if (!this.appliedAt) return { ready: false, reason: 'no valid configuration applied yet' };
+    return { ready: true };
+  }
+
+  /** Idempotent: a second call waits for the first. */
+  start(): Promise<void> {
+    this.starting ??= this.doStart().catch((err: unknown) => {
+      this.starting = undefined;
+      throw err;
+    });
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    const { settings, log } = this.opts;
+    const mount = cgroup2Root();
+    if (!mount) throw new Error('no cgroup v2 mount found: run `sockmesh doctor`');
+    // Validate first: a fresh install with a bad file must not touch the kernel.
+    const first = this.load();
+    if (first.kind === 'rejected' && !Dataplane.pinned(settings.bpffsDir)) throw first.error;
+    this.dp = Dataplane.open({
+      bpffsDir: settings.bpffsDir,
+      cgroupPath: path.join(mount, settings.cgroupRoot),
+      reportIntervalMs: settings.reportIntervalMs,
+      log: (msg, fields) => log.info(msg, fields),
+    });
+    log.info('dataplane ready', { outcome: this.dp.outcome.kind, cgroup: settings.cgroupRoot, bpffsDir: settings.bpffsDir });
+    if (first.kind === 'loaded') this.applyLoaded();
+    else log.error('configuration rejected; running state kept', { file: this.opts.meshFile, errors: first.errors });
+
+    this.reader = new RingBufferReader(this.dp.maps.events, (buf, off, len) => this.onRecord(buf, off, len),
+      { intervalMs: 10, maxInFlight: 8 }, (err) => log.error('record handler failed', { err }));
+    if (this.opts.watch ?? true) this.watch();
+  }
+
+  private onRecord(buf: Buffer, off: number, len: number): void {
+    let rec: ConnectionRecord;
+    try {
+      rec = decodeRecord(buf, off, len);
+    } catch (err) {
+      if (!(err instanceof RecordDecodeError)) throw err;
+      if (this.decodeErrors++ === 0) this.opts.log.warn('malformed telemetry record skipped', { err });
+      return;
+    }
+    this.aggregator.ingest(rec);
+  }
+
+  /** Parses the mesh file; on success keeps it as the next config to apply. */
+  private load(): { kind: 'loaded' } | { kind: 'rejected'; errors: string[]; error: Error } {
+    try {
+      this.config = loadMeshFile(this.opts.meshFile);
+      return { kind: 'loaded' };
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      const errors = err instanceof ConfigError ? err.message.split('\n').filter(Boolean) : [`${this.opts.meshFile}: ${error.message}`];
+      this.rejected = { at: new Date().toISOString(), errors };
+      return { kind: 'rejected', errors, error };
+    }
+  }
+
+  private applyLoaded(): ApplyReport {
+    const mount = cgroup2Root()!;
+    const c = compile(this.config!, mount);
+    const report = applyDesired(this.dataplane.maps, c.desired);
+    this.desired = c.desired;
+    this.directory = c.directory;
+    this.aggregator.setDirectory(c.directory);
+    this.appliedAt = new Date().toISOString();
+    this.rejected = undefined;
+    this.opts.log.info('configuration applied', { file: this.opts.meshFile, ...report, services: c.desired.length });
+    if (c.missingCgroups.length) this.opts.log.warn('workload cgroups not found', { cgroups: c.missingCgroups });
+    return report;
+  }
+
+  /** Re-reads the mesh file. An invalid file is rejected, logged and shown in status; the running state stays. */
+  reload(reason: string): ApplyOutcome {
+    const r = this.load();
+    if (r.kind === 'rejected') {
+      this.opts.log.error('configuration rejected; running state kept', { reason, file: this.opts.meshFile, errors: r.errors });
+      return { kind: 'rejected', errors: r.errors };
+    }
+    try {
+      return { kind: 'applied', report: this.applyLoaded() };
+    } catch (err) {
+      const errors = [`applying to the kernel failed: ${(err as Error).message}`];
+      this.rejected = { at: new Date().toISOString(), errors };
+      this.opts.log.error('configuration not applied; running state kept', { reason, err });
+      return { kind: 'rejected', errors };
+    }
+  }
+
+  private watch(): void {
+    const file = path.resolve(this.opts.meshFile);
+    // Watch the directory: editors replace files, which ends a watch on the file itself.
+    this.watcher = fs.watch(path.dirname(file), (_ev, name) => {
+      if (name !== path.basename(file)) return;
+      clearTimeout(this.reloadTimer);
+      this.reloadTimer = setTimeout(() => this.reload('file changed'), 200);
+    });
+  }
+
+  addStopStep(step: () => Promise<void> | void): void {
+    this.onStop.push(step);
+  }
+
+  /** Idempotent. Closes our handles; pinned state keeps serving traffic. */
+  async stop(): Promise<void> {
+    const starting = this.starting;
+    if (!starting) return;
+    await starting.catch(() => undefined);
+    this.starting = undefined;
+    this.watcher?.close();
+    clearTimeout(this.reloadTimer);
+    while (this.onStop.length) await this.onStop.pop()!();
+    await this.reader?.close();
+    this.reader = undefined;
+    this.dp?.close();
+    this.dp = undefined;
+    this.followers.clear();
+  }
+
+  /** Stops and removes every program, link, map and pin this instance made. */
+  async uninstall(): Promise<string[]> {
+    await this.stop();
+    return Dataplane.pinned(this.settings.bpffsDir) ? Dataplane.uninstallPinned(this.settings.bpffsDir) : [];
+  }
+
+  // ---- AgentView ----------------------------------------------------------
+
+  status(): AgentStatus {
+    const st = this.reader?.stats();
+    return {
+      instance: this.settings.instance,
+      version: AGENT_VERSION,
+      pid: process.pid,
+      startedAt: this.startedAt,
+      dataplane: this.dp?.outcome.kind ?? 'installed',
+      cgroup: this.settings.cgroupRoot,
+      bpffsDir: this.settings.bpffsDir,
+      config: {
+        file: this.opts.meshFile,
+        ...(this.appliedAt ? { appliedAt: this.appliedAt } : {}),
+        ...(this.rejected ? { rejected: this.rejected } : {}),
+      },
+      services: this.config?.services.length ?? 0,
+      frontends: this.desired.reduce((a, s) => a + s.frontends.length, 0),
+      records: this.aggregator.records,
+      openConnections: this.aggregator.openCount,
+      ringbuf: { records: st?.records ?? 0, dropped: this.kernelCounter(MeshCounter.EVENTS_DROPPED), decodeErrors: this.decodeErrors },
+      ...(this.otlpStats ? { otlp: this.otlpStats() } : {}),
+    };
+  }
+
+  /** Sum over CPUs of one of the kernel's `counters`. */
+  kernelCounter(idx: number): number {
+    if (!this.dp) return 0;
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(idx);
+    return (this.dp.maps.counters.lookupPerCpu(key) ?? []).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0);
+  }
+
+  /** Connect-time verdicts per dataplane service, from the kernel. */
+  verdicts(): { service: string; verdict: string; count: number }[] {
+    if (!this.dp) return [];
+    const names = new Map(this.desired.map((s) => [s.id, s.name]));
+    const out: { service: string; verdict: string; count: number }[] = [];
+    for (const { key, value } of this.dp.maps.svc_verdicts.entries()) {
+      const k = MeshVerdictKey.decode(key, 0);
+      let count = 0;
+      for (let off = 0; off < value.length; off += 8) count += Number(value.readBigUInt64LE(off));
+      out.push({ service: names.get(k.svc) ?? `id ${k.svc}`, verdict: MESH_VERDICT_NAMES[k.verdict] ?? String(k.verdict), count });
+    }
+    return out;
+  }
+
+  services(): ServiceView[] {
+    const verdicts = this.verdicts();
+    return (this.config?.services ?? []).map((svc) => {
+      const key = serviceKey(svc);
+      const v: Record<string, number> = {};
+      for (const x of verdicts) if (x.service.startsWith(`${key}:`)) v[x.verdict] = (v[x.verdict] ?? 0) + x.count;
+      return {
+        name: key,
+        namespace: svc.namespace,
+        ports: svc.ports.map((p) => ({ name: p.name ?? String(p.port), port: p.port, protocol: p.protocol, targetPort: p.targetPort })),
+        vips: svc.vips.map((x) => x.text),
+        backends: svc.backends.length,
+        verdicts: v,
+      };
+    });
+  }
+
+  backends(service: string): BackendView[] | undefined {
+    const name = service.includes('/') ? service : `default/${service}`;
+    const ports = this.desired.filter((s) => s.service === name);
+    if (!this.config?.services.some((s) => serviceKey(s) === name)) return undefined;
+    const edges = this.aggregator.edges().filter((e) => e.labels.side === 'client');
+    return ports.flatMap((s) => {
+      const total = s.backends.reduce((a, b) => a + b.weight, 0);
+      return s.backends.map((b) => {
+        const mine = edges.filter((e) => e.labels.service === s.name && e.labels.backend === b.endpoint);
+        return {
+          service: s.service,
+          port: s.portName,
+          endpoint: b.endpoint,
+          weight: b.weight,
+          labels: { ...b.labels },
+          share: total ? b.weight / total : 0,
+          connections: mine.reduce((a, e) => a + e.opened, 0),
+          failed: mine.reduce((a, e) => a + e.failed, 0),
+        };
+      });
+    });
+  }
+
+  edges(): Edge[] {
+    return this.aggregator.edges();
+  }
+
+  connections(filter: ConnectionFilter): ConnectionRecord[] {
+    return this.aggregator.recent().filter((r) => matches(r, filter, this.aggregator));
+  }
+
+  follow(filter: ConnectionFilter, fn: (rec: ConnectionRecord) => void): () => void {
+    const f = { filter, fn };
+    this.followers.add(f);
+    return () => this.followers.delete(f);
+  }
+}
+
+function matches(rec: ConnectionRecord, filter: ConnectionFilter, agg: Aggregator): boolean {
+  if (!filter.workload && !filter.service) return true;
+  const l = agg.labelsOf(rec);
+  if (filter.workload && l.workload !== filter.workload && !l.workload.endsWith(`/${filter.workload}`)) return false;
+  if (filter.service && !l.service.startsWith(filter.service.includes('/') ? filter.service : `default/${filter.service}`)) return false;
+  return true;
+}

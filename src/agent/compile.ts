@@ -1,0 +1,67 @@
+/**
+ * The validated mesh model to what the dataplane and the telemetry need:
+ * dataplane services (one per service port) and the id -> name directory.
+ * Pure apart from reading cgroup ids from the cgroup filesystem.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { MeshConfig } from '../config/model';
+import { serviceKey } from '../config/model';
+import { desiredState, DesiredService, ServicePortSpec } from '../dataplane/desired';
+import { Directory } from '../telemetry/directory';
+
+/**
+ * One dataplane service per service port and address family: a connect keeps
+ * its family (the kernel cannot send an IPv4 socket to an IPv6 backend), so a
+ * dual-stack service's IPv4 VIPs get its IPv4 backends and its IPv6 VIPs its
+ * IPv6 ones. The IPv6 half of a dual-stack port is named "<port>-v6".
+ */
+export function servicePorts(config: MeshConfig): ServicePortSpec[] {
+  return config.services.flatMap((svc) => {
+    const dual = svc.vips.some((v) => v.family === 4) && svc.vips.some((v) => v.family === 6);
+    return svc.ports.flatMap((p) => ([4, 6] as const).flatMap((family): ServicePortSpec[] => {
+      const vips = svc.vips.filter((v) => v.family === family);
+      if (vips.length === 0) return [];
+      const name = p.name ?? String(p.port);
+      return [{
+        service: serviceKey(svc),
+        portName: dual && family === 6 ? `${name}-v6` : name,
+        frontends: vips.map((vip) => ({ vip, port: p.port, protocol: p.protocol })),
+        backends: svc.backends.filter((b) => b.address.family === family)
+          .map((b) => ({ addr: b.address, port: p.targetPort, weight: b.weight, labels: b.labels })),
+      }];
+    }));
+  });
+}
+
+export interface Compiled {
+  desired: DesiredService[];
+  directory: Directory;
+  /** workloads whose cgroup does not exist (yet): their records show as "unknown" */
+  missingCgroups: string[];
+}
+
+/** cgroup v2 id of a directory: its inode number (the kernfs node id). */
+export function cgroupId(dir: string): number | undefined {
+  try {
+    return Number(fs.statSync(dir, { bigint: true }).ino);
+  } catch {
+    return undefined;
+  }
+}
+
+export function compile(config: MeshConfig, cgroupMount: string): Compiled {
+  const desired = desiredState(servicePorts(config));
+  const directory = new Directory();
+  for (const s of desired) {
+    directory.services.set(s.id, { service: s.service, portName: s.portName });
+    for (const b of s.backends) directory.addBackend(b.id, { endpoint: b.endpoint, labels: b.labels, serviceId: s.id });
+  }
+  const missingCgroups: string[] = [];
+  for (const w of config.workloads) {
+    const id = cgroupId(path.join(cgroupMount, w.cgroup));
+    if (id === undefined) missingCgroups.push(w.cgroup);
+    else directory.workloads.set(id, { name: w.name, namespace: w.namespace });
+  }
+  return { desired, directory, missingCgroups };
+}

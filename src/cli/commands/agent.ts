@@ -1,0 +1,59 @@
+/**
+ * `sockmesh agent --config mesh.yaml`: runs the node agent in the foreground.
+ * The one place where signals are handled: SIGINT/SIGTERM stop (pinned state
+ * stays and keeps serving traffic), SIGHUP reloads the mesh file.
+ * `--uninstall` removes every program, link, map and pin of the instance.
+ */
+import fs from 'node:fs';
+import { Command, Option } from 'commander';
+import { Agent } from '../../agent/agent';
+import { startAddons } from '../../agent/addons';
+import { createLogger } from '../../agent/log';
+import { SettingsError } from '../../config/errors';
+import { parseMesh } from '../../config/load';
+import { mergeSettings, SETTINGS } from '../../config/settings';
+import { Dataplane } from '../../dataplane/dataplane';
+
+export function agentCommand(): Command {
+  const cmd = new Command('agent')
+    .description('run the sockmesh node agent: load the mesh programs, apply the mesh file, export telemetry')
+    .requiredOption('-c, --config <file>', 'the mesh file (YAML), reloaded on change and on SIGHUP')
+    .option('--uninstall', 'remove every program, link, map and pin of this instance, then exit')
+    .option('--no-watch', 'do not watch the mesh file (SIGHUP still reloads)');
+  for (const s of Object.values(SETTINGS)) cmd.addOption(new Option(`${s.flag} <value>`, `${s.description} (env ${s.env})`));
+  return cmd.action(async (raw: Record<string, unknown>) => {
+    const file = String(raw.config);
+    if (!fs.existsSync(file)) throw new Error(`mesh file ${file} not found: pass --config with the path to your mesh YAML (see examples/mesh.yaml)`);
+    const parsed = parseMesh(fs.readFileSync(file, 'utf8'), file);
+    const flags = Object.fromEntries(Object.entries(raw).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+    const merged = mergeSettings({ flags, env: process.env, ...(parsed.ok ? { file: parsed.agentLayer } : {}) });
+    if (!merged.ok) throw new SettingsError(merged.issues);
+    const settings = merged.settings;
+    const log = createLogger(settings.logLevel, { instance: settings.instance });
+
+    if (raw.uninstall === true) {
+      const removed = Dataplane.pinned(settings.bpffsDir) ? Dataplane.uninstallPinned(settings.bpffsDir) : [];
+      log.info('uninstalled', { bpffsDir: settings.bpffsDir, removed });
+      return;
+    }
+
+    const agent = new Agent({ settings, meshFile: file, log, watch: raw.watch !== false });
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info('stopping; programs stay attached and pinned', { signal });
+      agent.stop().then(() => process.exit(0), (err: unknown) => {
+        log.error('stop failed', { err });
+        process.exit(1);
+      });
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGHUP', () => agent.reload('SIGHUP'));
+
+    await agent.start();
+    await startAddons(agent, log);
+    log.info('agent running', { pid: process.pid, metrics: `${settings.metricsAddress.host}:${settings.metricsAddress.port}`, api: settings.apiSocket });
+  });
+}

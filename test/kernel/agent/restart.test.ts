@@ -1,0 +1,175 @@
+/**
+ * The agent's state is the kernel's: SIGKILL it under load, start it again,
+ * and no connect through a VIP fails; the restarted agent adopts the same
+ * maps and links instead of rebuilding them. An invalid mesh file is
+ * rejected with its paths and leaves the kernel state exactly as it was.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BpfMap, Link } from '../../../src/bpf';
+import { cgroup2Root, ScratchCgroup } from '../../../src/platform/cgroup';
+import { AgentProc, agentCli, writeMesh } from '../../helpers/agent-proc';
+import { collect, spawnInCgroup } from '../../helpers/child';
+import { Cleanup } from '../../helpers/cleanup';
+import { needsKernel } from '../../helpers/kernel';
+import { snapshot, waitForNoLeftovers } from '../../helpers/leftovers';
+import { TestNetns } from '../../helpers/netns';
+import { startFixture } from '../../helpers/child';
+
+interface Env {
+  instance: string;
+  bpffsDir: string;
+  cg: ScratchCgroup;
+  ns: TestNetns;
+  meshFile: string;
+  args: string[];
+}
+
+async function setup(cleanup: Cleanup, tag: string): Promise<Env & { ports: number[] }> {
+  const instance = `t${process.pid}${tag}`;
+  const ns = cleanup.add('netns', TestNetns.create(tag), (n) => n.remove());
+  const cg = cleanup.add('cgroup', ScratchCgroup.create(`sockmesh-test-${process.pid}-${tag}`), (c) => c.remove());
+  const backends = await startFixture<{ ports: number[] }>(undefined, 'backend', ['127.0.0.1', '0,0'], ns.prefix());
+  cleanup.defer('backends', backends.stop);
+  const ports = backends.ready.ports;
+  const meshFile = writeMesh(meshYaml(ports));
+  cleanup.defer('mesh file', () => fs.rmSync(path.dirname(meshFile), { recursive: true, force: true }));
+  const bpffsDir = `/sys/fs/bpf/sockmesh/${instance}`;
+  const args = ['-c', meshFile, '--instance', instance, '--cgroup-root', path.relative(cgroup2Root()!, cg.path),
+    '--metrics-address', '127.0.0.1:0', '--api-socket', `/tmp/sockmesh-${instance}.sock`, '--report-interval', '1s'];
+  // Whatever happens, the instance is uninstalled (as an operator would).
+  cleanup.defer('uninstall', () => agentCli(['agent', ...args, '--uninstall']));
+  return { instance, bpffsDir, cg, ns, meshFile, args, ports };
+}
+
+function meshYaml(ports: number[]): string {
+  return `apiVersion: sockmesh.io/v1alpha1
+kind: Mesh
+network:
+  vipCIDRs: [127.77.0.0/16]
+services:
+  - name: web
+    vips: [127.77.0.50]
+    ports:
+      - { port: 80, targetPort: ${ports[0]} }
+    backends:
+      - { address: 127.0.0.1 }
+  - name: web2
+    vips: [127.77.0.51]
+    ports:
+      - { port: 80, targetPort: ${ports[1]} }
+    backends:
+      - { address: 127.0.0.1, weight: 5 }
+workloads: []
+`;
+}
+
+function ids(bpffsDir: string): { maps: Record<string, number>; links: Record<string, number> } {
+  const maps: Record<string, number> = {};
+  const links: Record<string, number> = {};
+  for (const name of fs.readdirSync(path.join(bpffsDir, 'maps'))) {
+    const m = BpfMap.fromPin(path.join(bpffsDir, 'maps', name));
+    maps[name] = m.info.id;
+    m.close();
+  }
+  for (const name of fs.readdirSync(path.join(bpffsDir, 'links'))) {
+    const l = Link.fromPin(path.join(bpffsDir, 'links', name));
+    links[name] = l.info().id!;
+    l.close();
+  }
+  return { maps, links };
+}
+
+function dump(bpffsDir: string, map: string): string[] {
+  const m = BpfMap.fromPin(path.join(bpffsDir, 'maps', map));
+  try {
+    return m.entries().map((e) => `${e.key.toString('hex')}=${e.value.toString('hex')}`).sort();
+  } finally {
+    m.close();
+  }
+}
+
+test('SIGKILL and restart under load: zero failed connects, state adopted not rebuilt', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = await setup(cleanup, 'kill');
+    const first = AgentProc.start(env.args);
+    cleanup.defer('first agent', () => first.kill('SIGKILL'));
+    await first.waitForLog('agent running');
+    const idsBefore = ids(env.bpffsDir);
+
+    const client = spawnInCgroup(env.cg.path, 'vip-client', ['tcp-loop', '127.77.0.50', '80', '4000', '4'], env.ns.prefix());
+    const done = collect<{ errors: Record<string, number>; log: [string, number][] }>(client, 60_000);
+    await new Promise((r) => setTimeout(r, 700));
+    await first.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1000)); // traffic with no agent at all
+    const second = AgentProc.start(env.args);
+    cleanup.defer('second agent', () => second.kill('SIGKILL'));
+    const ready = await second.waitForLog('dataplane ready');
+    assert.equal(ready.outcome, 'adopted');
+    await second.waitForLog('agent running');
+    const out = (await done).messages[0]!;
+    assert.deepEqual(out.errors, {}, 'no connect failed while the agent was killed and restarted');
+    assert.ok(out.log.length > 200, `connections kept flowing (${out.log.length})`);
+    assert.deepEqual(ids(env.bpffsDir), idsBefore, 'same maps and links: adopted, not rebuilt');
+    const applied = second.logs.find((l) => l.msg === 'configuration applied')!;
+    assert.equal(applied.unchanged, 2, 'the restarted agent found the kernel already right');
+    await second.kill('SIGTERM');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+test('an invalid mesh file on reload is rejected with its paths; the kernel state is unchanged', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = await setup(cleanup, 'bad');
+    const agent = AgentProc.start(env.args);
+    cleanup.defer('agent', () => agent.kill('SIGKILL'));
+    await agent.waitForLog('agent running');
+    const services = dump(env.bpffsDir, 'services');
+    const slots = dump(env.bpffsDir, 'slots');
+    assert.equal(services.length, 2);
+
+    fs.writeFileSync(env.meshFile, `apiVersion: sockmesh.io/v1alpha1
+kind: Mesh
+network:
+  vipCIDRs: [127.77.0.0/33]
+services:
+  - name: web
+    vips: [127.77.0.50]
+    ports:
+      - { port: "80", targetPort: 70000 }
+    backends:
+      - { address: 127.0.0.1, weight: 5000 }
+  - name: web3
+    vips: [127.77.0.50]
+    color: blue
+    ports:
+      - { port: 81 }
+    backends: []
+workloads: []
+`);
+    process.kill(agent.child.pid!, 'SIGHUP');
+    const rejected = await agent.waitForLog('configuration rejected; running state kept');
+    const errors = (rejected.errors as string[]).join('\n');
+    for (const want of ['network.vipCIDRs[0]', 'services[0].ports[0].port', 'services[0].ports[0].targetPort',
+      'services[0].backends[0].weight', 'services[1].color', 'services[1].vips[0]']) {
+      assert.ok(errors.includes(want), `rejection names ${want}:\n${errors}`);
+    }
+    assert.match(errors, /mesh\.yaml:\d+:\d+ /, 'errors carry file:line:column');
+    assert.deepEqual(dump(env.bpffsDir, 'services'), services, 'services map unchanged');
+    assert.deepEqual(dump(env.bpffsDir, 'slots'), slots, 'slots map unchanged');
+    await agent.kill('SIGTERM');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
