@@ -1,11 +1,37 @@
 /**
- * What runs around the agent core: the metrics/health HTTP server, the
- * local API, the OTLP exporter. Each registers its own stop step.
+ * What runs around the agent core: the metrics/health HTTP server, the local
+ * API and the OTLP exporter. Each registers its own stop step, so the
+ * agent's stop() takes them down in reverse order.
  */
+import { PrometheusExporter } from '../exporters/prometheus';
 import type { Agent } from './agent';
+import { startHttpServer } from './http';
 import type { Logger } from './log';
 
-export async function startAddons(agent: Agent, log: Logger): Promise<void> {
-  void agent;
-  void log;
+export async function startAddons(agent: Agent, log: Logger): Promise<{ metricsPort: number }> {
+  const prom = new PrometheusExporter();
+  prom.attach(agent.aggregator);
+  prom.setAgentCollector(() => {
+    const st = agent.status();
+    return {
+      records: st.ringbuf.records,
+      ringDropped: st.ringbuf.dropped,
+      decodeErrors: st.ringbuf.decodeErrors,
+      openConnections: st.openConnections,
+      services: st.services,
+      configRejected: st.config.rejected !== undefined,
+      ...(st.otlp ? { otlp: st.otlp } : {}),
+      verdicts: agent.verdicts(),
+    };
+  });
+  const http = await startHttpServer({
+    address: agent.settings.metricsAddress,
+    exporter: prom,
+    health: () => ({ live: true }),
+    ready: () => agent.ready,
+    onError: (err) => log.error('metrics server error', { err }),
+  });
+  agent.addStopStep(() => http.close());
+  log.info('metrics listening', { address: `${agent.settings.metricsAddress.host}:${http.port}` });
+  return { metricsPort: http.port };
 }
