@@ -3,12 +3,25 @@
  * API and the OTLP exporter. Each registers its own stop step, so the
  * agent's stop() takes them down in reverse order.
  */
+import { OtlpConnectionExporter } from '../exporters/otlp';
 import { PrometheusExporter } from '../exporters/prometheus';
 import type { Agent } from './agent';
 import { startHttpServer } from './http';
 import type { Logger } from './log';
 
 export async function startAddons(agent: Agent, log: Logger): Promise<{ metricsPort: number }> {
+  const endpoint = agent.settings.otlpEndpoint;
+  if (endpoint) {
+    const otlp = new OtlpConnectionExporter({ endpoint, instance: agent.settings.instance });
+    agent.aggregator.onRecord((rec, edge) => otlp.record(rec, edge.labels));
+    agent.otlpStats = () => {
+      const s = otlp.stats();
+      return { endpoint, exported: s.exported, failed: s.failed, dropped: s.dropped };
+    };
+    // Last to stop: the exporter flushes what the pipeline handed it.
+    agent.addStopStep(() => otlp.shutdown());
+    log.info('exporting connection spans', { endpoint });
+  }
   const prom = new PrometheusExporter();
   prom.attach(agent.aggregator);
   prom.setAgentCollector(() => {
