@@ -78,11 +78,11 @@ export type AgentMapType = keyof typeof AGENT_MAP_TYPES;
 
 /** Helpers (names as in native().constants.helper) per program type that calls them. */
 export const AGENT_HELPERS: Readonly<Record<AgentProgType, readonly string[]>> = {
-  CGROUP_SOCK_ADDR: ['map_lookup_elem', 'map_update_elem', 'get_socket_cookie', 'get_current_cgroup_id'],
-  SOCK_OPS: ['map_lookup_elem', 'map_update_elem', 'get_socket_cookie', 'sk_storage_get', 'sock_ops_cb_flags_set',
-    'sock_hash_update', 'ringbuf_reserve', 'ringbuf_submit', 'ktime_get_ns'],
+  CGROUP_SOCK_ADDR: ['map_lookup_elem', 'map_update_elem', 'get_socket_cookie', 'sk_storage_get', 'set_retval'],
+  SOCK_OPS: ['map_lookup_elem', 'get_socket_cookie', 'sk_storage_get', 'sock_ops_cb_flags_set',
+    'ringbuf_reserve', 'ringbuf_submit', 'ktime_get_ns'],
   SK_MSG: ['map_lookup_elem', 'msg_redirect_hash'],
-  TRACING: ['map_lookup_elem', 'ringbuf_reserve', 'ringbuf_submit', 'ktime_get_ns'],
+  TRACING: ['map_lookup_elem'],
   RAW_TRACEPOINT: ['map_lookup_elem', 'get_current_pid_tgid'],
   SYSCALL: ['map_lookup_elem', 'map_update_elem'],
   SCHED_CLS: ['map_lookup_elem', 'get_socket_cookie'],
@@ -608,6 +608,26 @@ function attachPhase(cgroupRoot: string | undefined, progress: ProgressFn, addon
 // ---------------------------------------------------------------------------
 
 /** Every check, in display order. Never throws for a kernel refusal: that is a row. */
+/**
+ * The real thing: every program of the agent's own object (bpf/mesh.bpf.o)
+ * through the verifier of this kernel. Nothing is attached.
+ */
+export function checkMeshLoads(): CheckResult {
+  const row = 'load mesh programs';
+  let coll: Collection | undefined;
+  try {
+    coll = BpfObjectSpec.open(objectPath('mesh')).load();
+    return ok('attach', row, `${coll.programs.length} programs of bpf/mesh.bpf.o verified and loaded, then closed`);
+  } catch (err) {
+    const fix = err instanceof VerifierError
+      ? `the verifier refused ${err.program}: ${err.log.trim().split('\n').slice(-2).join(' | ')}; report it with \`sockmesh doctor -o json\``
+      : `${errorText(err)}; ${DEBUG_HINT}`;
+    return fail('attach', row, `bpf/mesh.bpf.o did not load: ${errorText(err)}`, fix);
+  } finally {
+    coll?.close();
+  }
+}
+
 export function runDoctor(opts: DoctorOptions = {}): CheckResult[] {
   const progress = opts.progress ?? (() => {});
   const mounts = opts.mounts ?? readMounts();
@@ -630,6 +650,7 @@ export function runDoctor(opts: DoctorOptions = {}): CheckResult[] {
       ...progNames.map((n) => skip('program-type', `prog ${n}`, why)),
       ...mapNames.map((n) => skip('map-type', `map ${n}`, why)),
       ...SELFTEST_PROGRAMS.map((p) => skip('attach', p.check, why)),
+      skip('attach', 'load mesh programs', why),
       ...progNames.map((n) => skip('helpers', `helpers ${n}`, why)),
     ];
   }
@@ -641,5 +662,6 @@ export function runDoctor(opts: DoctorOptions = {}): CheckResult[] {
   const helperRows = progNames.map((n, i) => progRows[i]?.status === 'fail'
     ? skip('helpers', `helpers ${n}`, `the program type is unavailable (see prog ${n})`)
     : checkHelpers(n, attach.evidence, trust, addon));
-  return [...system, ...progRows, ...mapNames.map((n) => checkMapType(n, addon)), ...attach.results, ...helperRows];
+  progress('loading the mesh programs');
+  return [...system, ...progRows, ...mapNames.map((n) => checkMapType(n, addon)), ...attach.results, checkMeshLoads(), ...helperRows];
 }
