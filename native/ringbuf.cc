@@ -87,9 +87,7 @@ RingBuffer::~RingBuffer() {
 }
 
 bool RingBuffer::Saturated() {
-  if (unlimited_) return false;
-  std::lock_guard<std::mutex> lk(mu_);
-  return inFlight_ >= maxInFlight_;
+  return !unlimited_ && inFlight_.load(std::memory_order_acquire) >= maxInFlight_;
 }
 
 void RingBuffer::Flush() {
@@ -97,41 +95,46 @@ void RingBuffer::Flush() {
   auto* b = new Batch(cur_);
   cur_ = {nullptr, 0, 0};
   curCap_ = 0;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    inFlight_++;
-  }
+  inFlight_.fetch_add(1, std::memory_order_acq_rel);
   batches_.fetch_add(1, std::memory_order_relaxed);
   if (tsfn_.NonBlockingCall(b, [this](Napi::Env env, Napi::Function cb, Batch* batch) { CallJs(env, cb, this, batch); }) != napi_ok) {
     // The environment is going away: nobody will read this batch.
     free(b->data);
     delete b;
-    std::lock_guard<std::mutex> lk(mu_);
-    inFlight_--;
+    inFlight_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
-int RingBuffer::OnSample(void* ctx, void* data, size_t len) {
-  auto* self = static_cast<RingBuffer*>(ctx);
-  size_t need = Framed(len);
-  if (self->cur_.data && self->cur_.used + need > self->curCap_) self->Flush();
-  if (!self->cur_.data) {
-    self->curCap_ = need > self->maxBatchBytes_ ? need : self->maxBatchBytes_;
-    self->cur_.data = static_cast<uint8_t*>(malloc(self->curCap_));
-    if (!self->cur_.data) abort();  // out of memory: nothing sane to do
+void RingBuffer::Append(const void* data, size_t len, size_t need) {
+  if (!cur_.data) {
+    curCap_ = need > maxBatchBytes_ ? need : maxBatchBytes_;
+    cur_.data = static_cast<uint8_t*>(malloc(curCap_));
+  } else if (cur_.used + need > curCap_) {
+    curCap_ = cur_.used + need;  // JS is full: hold one record more, then stop
+    cur_.data = static_cast<uint8_t*>(realloc(cur_.data, curCap_));
   }
-  uint8_t* p = self->cur_.data + self->cur_.used;
+  if (!cur_.data) abort();  // out of memory: nothing sane to do
+  uint8_t* p = cur_.data + cur_.used;
   uint32_t hdr[2] = {static_cast<uint32_t>(len), 0};
   memcpy(p, hdr, 8);
   memcpy(p + 8, data, len);
   if (need > 8 + len) memset(p + 8 + len, 0, need - 8 - len);
-  self->cur_.used += need;
-  self->cur_.count++;
+  cur_.used += need;
+  cur_.count++;
+}
+
+// libbpf has already consumed a record when it calls us, so every record is
+// kept; what we control is whether to take the next one. With maxInFlight
+// batches in JS we never flush, and stop consuming: the rest stays in the
+// kernel ring (where the producer counts its own drops if it fills).
+int RingBuffer::OnSample(void* ctx, void* data, size_t len) {
+  auto* self = static_cast<RingBuffer*>(ctx);
+  size_t need = Framed(len);
+  if (self->cur_.data && self->cur_.used + need > self->curCap_ && !self->Saturated()) self->Flush();
+  self->Append(data, len, need);
   self->records_.fetch_add(1, std::memory_order_relaxed);
   self->bytes_.fetch_add(len, std::memory_order_relaxed);
-  // The record is already copied, so stopping here loses nothing.
-  if (self->cur_.used + 8 > self->curCap_ && (self->Flush(), self->Saturated())) return kSaturated;
-  return 0;
+  return self->Saturated() ? kSaturated : 0;
 }
 
 void RingBuffer::ConsumeOnce() {
@@ -143,14 +146,15 @@ void RingBuffer::ConsumeOnce() {
 void RingBuffer::Run() {
   struct epoll_event evs[2];
   while (!stopping_.load()) {
-    {
+    if (Saturated()) {
       std::unique_lock<std::mutex> lk(mu_);
-      if (inFlight_ >= maxInFlight_) {
-        waits_.fetch_add(1, std::memory_order_relaxed);
-        cv_.wait(lk, [this] { return stopping_.load() || inFlight_ < maxInFlight_; });
-      }
+      waits_.fetch_add(1, std::memory_order_relaxed);
+      cv_.wait(lk, [this] { return stopping_.load() || !Saturated(); });
     }
     if (stopping_.load()) break;
+    // A batch left partial while JS was full goes out as soon as there is room:
+    // a quiet producer may never wake us again.
+    if (cur_.count) Flush();
     int n = epoll_wait(epfd_, evs, 2, intervalMs_ > 0 ? intervalMs_ : -1);
     if (n < 0 && errno != EINTR) {
       lastErr_ = errno;
@@ -168,10 +172,8 @@ void RingBuffer::CallJs(Napi::Env env, Napi::Function cb, RingBuffer* self, Batc
   struct Release {
     RingBuffer* self;
     ~Release() {
-      {
-        std::lock_guard<std::mutex> lk(self->mu_);
-        self->inFlight_--;
-      }
+      self->inFlight_.fetch_sub(1, std::memory_order_acq_rel);
+      { std::lock_guard<std::mutex> lk(self->mu_); }  // no lost wake-up between check and wait
       self->cv_.notify_one();
     }
   } release{self};
@@ -213,10 +215,7 @@ Napi::Value RingBuffer::Stats(const Napi::CallbackInfo& info) {
   o.Set("batches", Napi::Number::New(env, static_cast<double>(batches_.load())));
   o.Set("bytes", Napi::Number::New(env, static_cast<double>(bytes_.load())));
   o.Set("backpressureWaits", Napi::Number::New(env, static_cast<double>(waits_.load())));
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    o.Set("inFlight", Napi::Number::New(env, inFlight_));
-  }
+  o.Set("inFlight", Napi::Number::New(env, inFlight_.load()));
   o.Set("lastErrno", Napi::Number::New(env, lastErr_.load()));
   return o;
 }

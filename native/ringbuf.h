@@ -39,6 +39,7 @@ class RingBuffer : public Napi::ObjectWrap<RingBuffer> {
   void ConsumeOnce();
   bool Saturated();
   void Flush();
+  void Append(const void* data, size_t len, size_t need);
   void StopThread(bool drain);
 
   struct ring_buffer* rb_ = nullptr;
@@ -51,7 +52,7 @@ class RingBuffer : public Napi::ObjectWrap<RingBuffer> {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  uint32_t inFlight_ = 0;  // guarded by mu_
+  std::atomic<uint32_t> inFlight_{0};  // batches handed to JS, not yet processed
   uint32_t maxInFlight_;
   size_t maxBatchBytes_;
   int intervalMs_;

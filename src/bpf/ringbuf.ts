@@ -20,7 +20,7 @@ export interface RingBufferOptions {
 export type RecordHandler = (buf: Buffer, offset: number, len: number) => void;
 
 export interface RingBufferStats extends NativeRingBufferStats {
-  /** Errors thrown by the handler (each ends its batch early; counted, not rethrown). */
+  /** Errors thrown by the handler (each costs its record; counted, not rethrown). */
   handlerErrors: number;
 }
 
@@ -68,14 +68,18 @@ export class RingBufferReader {
     this.map = map;
     let resolveClosed!: () => void;
     this.closed = new Promise((r) => (resolveClosed = r));
-    const onBatch = (batch: Buffer): void => {
+    // A failing handler costs its own record, not the rest of the batch.
+    const guarded: RecordHandler = (buf, off, len) => {
       try {
-        forEachRecord(batch, onRecord);
+        onRecord(buf, off, len);
       } catch (err) {
         this.handlerErrors++;
         if (onError) onError(err);
         else this.lastError ??= err;
       }
+    };
+    const onBatch = (batch: Buffer): void => {
+      forEachRecord(batch, guarded);
     };
     const N = native();
     this.rb = call(() => new N.RingBuffer(map.fd, onBatch, resolveClosed, maxBatchBytes, maxInFlight, intervalMs));

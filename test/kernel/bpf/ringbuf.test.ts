@@ -83,9 +83,12 @@ test('a slow consumer with one batch in flight: produced = consumed + dropped, e
   const coll = load(64 * 1024);
   const seen = new Seen();
   let reader: RingBufferReader | undefined;
+  let maxInFlight = 0;
+  let closing = false; // stop(drain) ignores the limit by design: sample before it
   try {
     reader = new RingBufferReader(coll.map('records'), (b, o, l) => {
       seen.onRecord(b, o, l);
+      if (!closing && seen.seqs.length % 64 === 0) maxInFlight = Math.max(maxInFlight, reader!.stats().inFlight);
       const until = process.hrtime.bigint() + 2000n; // 2 µs a record: slower than the kernel
       while (process.hrtime.bigint() < until);
     }, { maxBatchBytes: 4096, maxInFlight: 1 });
@@ -98,12 +101,14 @@ test('a slow consumer with one batch in flight: produced = consumed + dropped, e
     const { produced, dropped } = totals(coll);
     assert.equal(produced + dropped, 100_000);
     assert.ok(dropped > 0, 'the consumer was slow enough to fill the ring');
+    closing = true;
     await reader.close({ drain: true });
     assert.equal(seen.seqs.length, produced, 'every record the kernel kept was delivered once');
     seen.assertStrictlyIncreasing();
     const st = reader.stats();
     assert.equal(st.records, produced);
     assert.ok(st.backpressureWaits > 0, 'the in-flight limit held the poll thread back');
+    assert.ok(maxInFlight <= 1, `never more than maxInFlight batches handed to JS (saw ${maxInFlight})`);
   } finally {
     await reader?.close();
     coll.close();
