@@ -59,6 +59,8 @@ export interface AggregatorOptions {
 
 export class Aggregator {
   private readonly edgeMap = new Map<string, Edge>();
+  /** Record ids -> edge, so the hot path resolves names once per edge, not per record. */
+  private readonly byIds = new Map<string, Edge>();
   private readonly open = new Map<bigint, OpenConn>();
   private readonly listeners: RecordListener[] = [];
   private readonly recentRing: ConnectionRecord[] = [];
@@ -74,6 +76,7 @@ export class Aggregator {
 
   setDirectory(d: Directory): void {
     this.directory = d;
+    this.byIds.clear();
   }
 
   onRecord(l: RecordListener): void {
@@ -95,11 +98,16 @@ export class Aggregator {
     return { side: rec.side, workload: d.workload(rec.cgroupId), service: d.service(serviceId), backend: d.backend(backendId) };
   }
 
-  ingest(rec: ConnectionRecord): void {
-    this.records++;
+  private edgeOf(rec: ConnectionRecord): Edge {
+    // Server-side records without a service are attributed by local endpoint: part of their id.
+    const ids = rec.serviceId === 0 && rec.side === 'server'
+      ? `s|${rec.cgroupId}|${rec.local.address}|${rec.local.port}`
+      : `${rec.side}|${rec.cgroupId}|${rec.serviceId}|${rec.backendId}`;
+    let edge = this.byIds.get(ids);
+    if (edge) return edge;
     const labels = this.labelsOf(rec);
     const key = `${labels.side}|${labels.workload}|${labels.service}|${labels.backend}`;
-    let edge = this.edgeMap.get(key);
+    edge = this.edgeMap.get(key);
     if (!edge) {
       edge = {
         key, labels, opened: 0, closed: 0, failed: 0, bytesSent: 0, bytesReceived: 0, retransmits: 0,
@@ -107,6 +115,14 @@ export class Aggregator {
       };
       this.edgeMap.set(key, edge);
     }
+    if (this.byIds.size > 100_000) this.byIds.clear();
+    this.byIds.set(ids, edge);
+    return edge;
+  }
+
+  ingest(rec: ConnectionRecord): void {
+    this.records++;
+    const edge = this.edgeOf(rec);
     const prev = this.open.get(rec.cookie);
     const delta: RecordDelta = {
       opened: !prev && rec.kind !== 'connect_failed',

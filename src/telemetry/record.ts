@@ -3,7 +3,7 @@
  * mesh_conn_event (src/bpf/layouts/mesh.ts). Kinds are a discriminated union.
  */
 import { MeshConnEvent, MESH_CLOSE_CAUSES, CloseCause, MeshEventKind } from '../bpf/layouts/mesh';
-import { addrFromWords, formatAddr } from '../dataplane/addr';
+import { formatAddr } from '../dataplane/addr';
 
 interface RecordBase {
   cookie: bigint;
@@ -39,19 +39,56 @@ export class RecordDecodeError extends Error {
 }
 
 const AF_INET6 = 10;
+const view = MeshConnEvent.view();
+const O = {
+  saddr: MeshConnEvent.field('saddr').offset,
+  daddr: MeshConnEvent.field('daddr').offset,
+  vip: MeshConnEvent.field('vip').offset,
+};
+
+/**
+ * Address text, cached: a node sees few distinct addresses, and formatting
+ * one costs more than everything else in a record together.
+ */
+const v4Text = new Map<number, string>();
+const v6Text = new Map<string, string>();
+
+function addrAt(b: Buffer, off: number): string {
+  // IPv4-mapped (::ffff:a.b.c.d) is the common case: key on the last word.
+  if (b.readUInt32LE(off) === 0 && b.readUInt32LE(off + 4) === 0 && b.readUInt32LE(off + 8) === 0xffff0000) {
+    const w = b.readUInt32LE(off + 12);
+    let t = v4Text.get(w);
+    if (t === undefined) {
+      t = `${b[off + 12]}.${b[off + 13]}.${b[off + 14]}.${b[off + 15]}`;
+      if (v4Text.size > 65536) v4Text.clear();
+      v4Text.set(w, t);
+    }
+    return t;
+  }
+  const key = b.toString('latin1', off, off + 16);
+  let t = v6Text.get(key);
+  if (t === undefined) {
+    t = formatAddr(Buffer.from(b.subarray(off, off + 16)));
+    if (v6Text.size > 65536) v6Text.clear();
+    v6Text.set(key, t);
+  }
+  return t;
+}
 
 /** Decodes one record; a malformed one (wrong size, unknown kind) throws RecordDecodeError. */
 export function decodeRecord(buf: Buffer, off: number, len: number): ConnectionRecord {
   if (len !== MeshConnEvent.size) throw new RecordDecodeError(`record of ${len} bytes, expected ${MeshConnEvent.size}`);
-  const e = MeshConnEvent.decode(buf, off);
+  const e = view.at(buf, off);
+  const kind = e.kind;
+  const svc = e.svc_id;
   const base: RecordBase = {
     cookie: e.cookie,
     cgroupId: e.cgroup_id,
     side: e.client ? 'client' : 'server',
     family: e.family === AF_INET6 ? 6 : 4,
-    local: { address: formatAddr(addrFromWords(e.saddr)), port: e.sport },
-    remote: { address: formatAddr(addrFromWords(e.daddr)), port: e.dport },
-    serviceId: e.svc_id,
+    local: { address: addrAt(buf, off + O.saddr), port: e.sport },
+    remote: { address: addrAt(buf, off + O.daddr), port: e.dport },
+    serviceId: svc,
     backendId: e.backend_id,
     startNs: e.start_ns,
     durationNs: e.duration_ns,
@@ -61,18 +98,29 @@ export function decodeRecord(buf: Buffer, off: number, len: number): ConnectionR
     srttUs: { last: e.srtt_last_us, min: e.srtt_min_us, max: e.srtt_max_us },
     retransmits: e.retransmits,
   };
-  if (e.svc_id) base.vip = { address: formatAddr(addrFromWords(e.vip)), port: e.vport };
-  switch (e.kind) {
+  if (svc) base.vip = { address: addrAt(buf, off + O.vip), port: e.vport };
+  switch (kind) {
     case MeshEventKind.CLOSE: {
       const cause = MESH_CLOSE_CAUSES[e.close_cause];
       if (!cause || cause === 'none') throw new RecordDecodeError(`close record with cause ${e.close_cause}`);
-      return { ...base, kind: 'close', closeCause: cause, error: e.error };
+      const r = base as RecordBase & { kind: 'close'; closeCause: typeof cause; error: number };
+      r.kind = 'close';
+      r.closeCause = cause;
+      r.error = e.error;
+      return r;
     }
-    case MeshEventKind.INTERIM:
-      return { ...base, kind: 'interim' };
-    case MeshEventKind.CONNECT_FAILED:
-      return { ...base, kind: 'connect_failed', error: e.error };
+    case MeshEventKind.INTERIM: {
+      const r = base as RecordBase & { kind: 'interim' };
+      r.kind = 'interim';
+      return r;
+    }
+    case MeshEventKind.CONNECT_FAILED: {
+      const r = base as RecordBase & { kind: 'connect_failed'; error: number };
+      r.kind = 'connect_failed';
+      r.error = e.error;
+      return r;
+    }
     default:
-      throw new RecordDecodeError(`unknown record kind ${e.kind}`);
+      throw new RecordDecodeError(`unknown record kind ${kind}`);
   }
 }
