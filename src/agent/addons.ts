@@ -3,6 +3,7 @@
  * API and the OTLP exporter. Each registers its own stop step, so the
  * agent's stop() takes them down in reverse order.
  */
+import { startApiServer } from '../api/server';
 import { OtlpConnectionExporter } from '../exporters/otlp';
 import { PrometheusExporter } from '../exporters/prometheus';
 import type { Agent } from './agent';
@@ -46,5 +47,7 @@ export async function startAddons(agent: Agent, log: Logger): Promise<{ metricsP
   });
   agent.addStopStep(() => http.close());
   log.info('metrics listening', { address: `${agent.settings.metricsAddress.host}:${http.port}` });
+  const api = await startApiServer(agent.settings.apiSocket, agent, { log: (msg) => log.warn(msg, { component: 'api' }) });
+  agent.addStopStep(() => api.close());
   return { metricsPort: http.port };
 }

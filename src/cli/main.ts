@@ -9,9 +9,14 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { repoRoot } from '../bpf/native';
 import { agentCommand } from './commands/agent';
+import { demoCommand } from './commands/demo';
 import { doctorCommand } from './commands/doctor';
+import { statusCommand } from './commands/status';
+import { servicesCommand } from './commands/services';
+import { backendsCommand } from './commands/backends';
+import { connectionsCommand } from './commands/connections';
 
-const COMMANDS: ReadonlyArray<() => Command> = [agentCommand, doctorCommand];
+const COMMANDS: ReadonlyArray<() => Command> = [agentCommand, demoCommand, doctorCommand, statusCommand, servicesCommand, backendsCommand, connectionsCommand];
 
 function packageVersion(): string {
   try {

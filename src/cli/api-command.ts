@@ -1,0 +1,85 @@
+/**
+ * What the commands that talk to the agent share: the --socket and -o
+ * options, connecting, and turning any failure into one line on stderr and
+ * exit code 1 (main.ts's catch-all exits 2, for bugs).
+ */
+import { Command, Option } from 'commander';
+import { ApiClient } from '../api/client';
+import { OUTPUT_FORMATS, OutputFormat, isOutputFormat } from './render/output';
+
+export const DEFAULT_SOCKET = '/run/sockmesh/default.sock';
+export const SOCKET_ENV = 'SOCKMESH_API_SOCKET';
+
+/** --socket's default: the environment (for scripts and tests), else the packaged path. */
+export function defaultSocket(env: NodeJS.ProcessEnv = process.env): string {
+  const v = env[SOCKET_ENV];
+  return v !== undefined && v !== '' ? v : DEFAULT_SOCKET;
+}
+
+export interface ApiFlags {
+  output: OutputFormat;
+  socket: string;
+}
+
+/** Adds -o/--output and --socket; the default is read when the command is built, so --help shows it. */
+export function withApiOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table'))
+    .option('--socket <path>', `the agent's API socket (env ${SOCKET_ENV})`, defaultSocket());
+}
+
+/** Commander hands options over untyped; this is where they are checked. */
+export function apiFlags(raw: Record<string, unknown>): ApiFlags {
+  const { output, socket } = raw;
+  if (!isOutputFormat(output)) throw new Error(`unexpected output format ${String(output)}`);
+  if (typeof socket !== 'string' || socket === '') throw new Error('--socket needs a path');
+  return { output, socket };
+}
+
+/** A mistake in the arguments, as opposed to a failure talking to the agent. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/**
+ * "name" means default/name, "ns/name" is taken as is (kubectl's
+ * convention). Anything else (empty parts, more slashes) is a UsageError.
+ */
+export function namespacedName(arg: string, what: string): string {
+  const parts = arg.split('/');
+  const ok = parts.length <= 2 && parts.every((p) => p.trim() !== '' && p === p.trim());
+  if (!ok) throw new UsageError(`${what} must be NAME or NAMESPACE/NAME, got "${arg}"`);
+  return parts.length === 1 ? `default/${arg}` : arg;
+}
+
+export function reportError(err: unknown): void {
+  process.stderr.write(`sockmesh: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+}
+
+/**
+ * Checks the arguments (`parse`), connects to the agent, runs `fn`, closes.
+ * Any error (usage, connect, the agent's) is reported and exits 1; usage is
+ * checked first, so a typo is not reported as "agent not running".
+ */
+export async function withClient<F extends ApiFlags>(parse: () => F, fn: (client: ApiClient, flags: F) => Promise<void>): Promise<void> {
+  let client: ApiClient | undefined;
+  try {
+    const flags = parse();
+    client = await ApiClient.connect(flags.socket);
+    await fn(client, flags);
+  } catch (err) {
+    reportError(err);
+  } finally {
+    client?.close();
+  }
+}
+
+/** Prints an empty result the kubectl way: nothing on stdout, a note on stderr (tables only; json/yaml print the empty list). */
+export function writeList(flags: ApiFlags, count: number, text: string, empty: string): void {
+  if (count === 0 && (flags.output === 'table' || flags.output === 'wide')) {
+    process.stderr.write(`${empty}\n`);
+    return;
+  }
+  process.stdout.write(text);
+}

@@ -1,0 +1,70 @@
+/** `sockmesh connections`: recent closed/failed connections, or a live stream with --follow. */
+import { Command } from 'commander';
+import type { ConnectionFilter } from '../../agent/view';
+import type { ApiClient } from '../../api/client';
+import type { ConnectionRecord } from '../../telemetry/record';
+import { ConnectionStream, renderConnections } from '../render/connections';
+import { ApiFlags, apiFlags, namespacedName, withApiOptions, withClient, writeList } from '../api-command';
+
+interface ConnectionsFlags extends ApiFlags {
+  filter: ConnectionFilter;
+  follow: boolean;
+}
+
+function parseFlags(raw: Record<string, unknown>): ConnectionsFlags {
+  const filter: ConnectionFilter = {};
+  if (typeof raw.workload === 'string') filter.workload = namespacedName(raw.workload, '--workload');
+  if (typeof raw.service === 'string') filter.service = namespacedName(raw.service, '--service');
+  return { ...apiFlags(raw), filter, follow: raw.follow === true };
+}
+
+/**
+ * Recent records first, then new ones as they come, until the agent goes
+ * away (exit 1) or the reader does (Ctrl-C, a closed pipe: exit 0).
+ */
+async function follow(client: ApiClient, flags: ConnectionsFlags): Promise<void> {
+  const out = new ConnectionStream(flags.output);
+  const replay: ConnectionRecord[] = [];
+  let live = false;
+  // `| head` closes the pipe: stop quietly instead of dying on EPIPE.
+  process.stdout.on('error', () => client.close());
+  const stream = await client.follow(
+    flags.filter,
+    (rec) => {
+      if (live) process.stdout.write(out.next(rec));
+      else replay.push(rec);
+    },
+    { replayRecent: true },
+  );
+  // Replayed records all came before `subscribed`: column widths can fit them.
+  process.stdout.write(out.start(replay));
+  live = true;
+  const stop = (): void => stream.close();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    await stream.done;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+export function connectionsCommand(): Command {
+  return withApiOptions(
+    new Command('connections')
+      .description('list recent closed and failed connections seen on this node, or follow new ones')
+      .option('--workload <workload>', 'only connections of this workload (NAMESPACE/NAME, or NAME in default)')
+      .option('--service <service>', 'only connections to this service (NAMESPACE/NAME, or NAME in default)')
+      .option('-f, --follow', 'after the recent ones, print new records (interim ones included) as they arrive', false),
+  ).action((_opts: unknown, cmd: Command) =>
+    withClient(
+      () => parseFlags(cmd.opts()),
+      async (client, flags) => {
+        if (flags.follow) return follow(client, flags);
+        const records = await client.connections(flags.filter);
+        writeList(flags, records.length, renderConnections(flags.output, records), 'No connections recorded.');
+      },
+    ),
+  );
+}

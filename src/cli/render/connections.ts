@@ -1,0 +1,86 @@
+/**
+ * `sockmesh connections`: one row per connection record, as a whole list or
+ * (--follow) one row at a time with the columns fixed up front.
+ */
+import type { ConnectionRecord } from '../../telemetry/record';
+import { errnoName, hostPort, humanBytes, humanDuration, humanMicros } from './format';
+import { OutputFormat, listObject, toJson, toJsonLine, toYaml, toYamlDoc } from './output';
+import { StreamTable, renderTable } from './table';
+
+const KIND_LABEL: Record<ConnectionRecord['kind'], string> = { close: 'closed', interim: 'open', connect_failed: 'failed' };
+
+function result(r: ConnectionRecord): string {
+  switch (r.kind) {
+    case 'close': return r.error !== 0 ? `${r.closeCause} ${errnoName(r.error)}` : r.closeCause;
+    case 'connect_failed': return errnoName(r.error);
+    case 'interim': return '-';
+  }
+}
+
+function header(wide: boolean): string[] {
+  return wide
+    ? ['COOKIE', 'KIND', 'SIDE', 'CGROUP', 'LOCAL', 'REMOTE', 'VIP', 'SVC', 'BACKEND', 'DURATION', 'CONNECT', 'SRTT', 'RETRANS', 'SENT', 'RECEIVED', 'RESULT']
+    : ['KIND', 'SIDE', 'LOCAL', 'REMOTE', 'VIP', 'DURATION', 'SENT', 'RECEIVED', 'RESULT'];
+}
+
+function row(r: ConnectionRecord, wide: boolean): string[] {
+  const vip = r.vip ? hostPort(r.vip) : '-';
+  if (!wide) {
+    return [KIND_LABEL[r.kind], r.side, hostPort(r.local), hostPort(r.remote), vip, humanDuration(r.durationNs), humanBytes(r.bytesSent), humanBytes(r.bytesReceived), result(r)];
+  }
+  return [
+    r.cookie.toString(), KIND_LABEL[r.kind], r.side, String(r.cgroupId), hostPort(r.local), hostPort(r.remote), vip,
+    String(r.serviceId), String(r.backendId), humanDuration(r.durationNs), humanMicros(r.connectUs), humanMicros(r.srttUs.last),
+    String(r.retransmits), humanBytes(r.bytesSent), humanBytes(r.bytesReceived), result(r),
+  ];
+}
+
+export function renderConnections(format: OutputFormat, records: readonly ConnectionRecord[]): string {
+  switch (format) {
+    case 'json': return toJson(listObject(records));
+    case 'yaml': return toYaml(listObject(records));
+    case 'table':
+    case 'wide': {
+      const wide = format === 'wide';
+      return renderTable(header(wide), records.map((r) => row(r, wide)));
+    }
+  }
+}
+
+/** Typical widths of the address columns, so a follow that starts empty still lines up. */
+const MIN_WIDTHS: Record<'table' | 'wide', number[]> = {
+  table: [6, 6, 21, 21, 21],
+  wide: [20, 6, 6, 6, 21, 21, 21],
+};
+
+/**
+ * Rendering for --follow: `start` prints the header (tables only) and the
+ * replayed records, `next` one live record. json is one object per line,
+ * yaml one document per record.
+ */
+export class ConnectionStream {
+  private table: StreamTable | undefined;
+
+  constructor(private readonly format: OutputFormat) {}
+
+  start(replay: readonly ConnectionRecord[]): string {
+    if (this.format === 'table' || this.format === 'wide') {
+      const wide = this.format === 'wide';
+      const rows = replay.map((r) => row(r, wide));
+      this.table = new StreamTable(header(wide), rows, MIN_WIDTHS[this.format]);
+      return this.table.head() + rows.map((r) => this.table!.row(r)).join('');
+    }
+    return replay.map((r) => this.next(r)).join('');
+  }
+
+  next(r: ConnectionRecord): string {
+    switch (this.format) {
+      case 'json': return toJsonLine(r);
+      case 'yaml': return toYamlDoc(r);
+      case 'table':
+      case 'wide':
+        this.table ??= new StreamTable(header(this.format === 'wide'), [], MIN_WIDTHS[this.format]);
+        return this.table.row(row(r, this.format === 'wide'));
+    }
+  }
+}

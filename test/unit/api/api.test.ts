@@ -1,0 +1,420 @@
+/**
+ * The local API end to end in one process: the real server on a temporary
+ * unix socket, a fake AgentView, the real ApiClient; raw sockets for what a
+ * well-behaved client never sends; the compiled CLI as a child process.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { ApiClient, ApiError } from '../../../src/api/client';
+import { FrameReader, MAX_RESPONSE_FRAME } from '../../../src/api/frame';
+import { ApiServer, ApiServerOptions, startApiServer } from '../../../src/api/server';
+import { DecodedResponse, decodeResponse, encodeRequest } from '../../../src/api/schema';
+import type { ConnectionRecord } from '../../../src/telemetry/record';
+import { Cleanup } from '../../helpers/cleanup';
+import { waitFor } from '../../helpers/wait';
+import { BACKENDS, EDGES, FakeView, RECORDS, SERVICES, STATUS, STATUS_MINIMAL, fakeView, interim, record } from './fake-view';
+
+const CLI = path.join(__dirname, '..', '..', '..', 'src', 'cli', 'main.js');
+
+interface Harness {
+  dir: string;
+  socket: string;
+  view: FakeView;
+  server: ApiServer;
+  cleanup: Cleanup;
+}
+
+/** A server in a fresh temp dir (the socket's own directory does not exist yet: the server makes it). */
+async function harness(opts: ApiServerOptions = {}): Promise<Harness> {
+  const cleanup = new Cleanup();
+  const dir = cleanup.add('temp dir', fs.mkdtempSync(path.join(os.tmpdir(), 'sockmesh-api-')), (d) => fs.rmSync(d, { recursive: true, force: true }));
+  const socket = path.join(dir, 'run', 'api.sock');
+  const view = fakeView();
+  const server = cleanup.add('api server', await startApiServer(socket, view, opts), (s) => s.close());
+  return { dir, socket, view, server, cleanup };
+}
+
+async function withHarness(fn: (h: Harness) => Promise<void>, opts: ApiServerOptions = {}): Promise<void> {
+  const h = await harness(opts);
+  try {
+    await fn(h);
+  } finally {
+    await h.cleanup.run();
+  }
+}
+
+async function withClient<T>(socket: string, fn: (c: ApiClient) => Promise<T>): Promise<T> {
+  const c = await ApiClient.connect(socket, { timeoutMs: 5000 });
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
+/** A client that speaks raw bytes and reads whatever frames come back. */
+interface Raw {
+  sock: net.Socket;
+  responses: DecodedResponse[];
+  closed: Promise<void>;
+  isClosed(): boolean;
+}
+
+function raw(socketPath: string): Promise<Raw> {
+  return new Promise((resolve, reject) => {
+    const sock = net.createConnection(socketPath);
+    const responses: DecodedResponse[] = [];
+    const reader = new FrameReader(MAX_RESPONSE_FRAME);
+    let closed = false;
+    const closedP = new Promise<void>((res) => sock.on('close', () => {
+      closed = true;
+      res();
+    }));
+    sock.on('data', (d: Buffer) => responses.push(...reader.push(d).map(decodeResponse)));
+    sock.on('error', () => undefined);
+    sock.once('connect', () => resolve({ sock, responses, closed: closedP, isClosed: () => closed }));
+    sock.once('error', reject);
+  });
+}
+
+function errorOf(r: DecodedResponse | undefined): { id: number; code: string; message: string } {
+  assert.ok(r && 'body' in r && r.body.result === 'error', `expected an error response, got ${JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`);
+  return { id: r.id, code: r.body.error.code, message: r.body.error.message };
+}
+
+/** After abuse, a fresh client must still be served. */
+async function stillServes(socket: string): Promise<void> {
+  assert.deepEqual(await withClient(socket, (c) => c.services()), SERVICES);
+}
+
+// ---- every method through the real client ----------------------------------
+
+test('status: every field round-trips, optional parts stay absent when unset', () =>
+  withHarness(async ({ socket, view }) => {
+    await withClient(socket, async (c) => {
+      assert.deepEqual(await c.status(), STATUS);
+      view.statusValue = STATUS_MINIMAL;
+      const minimal = await c.status();
+      assert.deepEqual(minimal, STATUS_MINIMAL);
+      assert.ok(!('otlp' in minimal) && !('appliedAt' in minimal.config) && !('rejected' in minimal.config));
+    });
+  }));
+
+test('services, backends, edges round-trip exactly', () =>
+  withHarness(async ({ socket }) => {
+    await withClient(socket, async (c) => {
+      assert.deepEqual(await c.services(), SERVICES);
+      assert.deepEqual(await c.backends('default/web'), BACKENDS['default/web']);
+      assert.deepEqual(await c.backends('shop/cart'), []);
+      assert.deepEqual(await c.edges(), EDGES);
+    });
+  }));
+
+test('backends of an unknown service: ApiError not_found, and the connection keeps working', () =>
+  withHarness(async ({ socket }) => {
+    await withClient(socket, async (c) => {
+      await assert.rejects(c.backends('default/nope'), (err: unknown) => {
+        assert.ok(err instanceof ApiError);
+        assert.equal(err.code, 'not_found');
+        assert.match(err.message, /default\/nope/);
+        return true;
+      });
+      assert.deepEqual(await c.services(), SERVICES);
+    });
+  }));
+
+test('connections: every record kind, u64 cookies and IPv6 intact; filters reach the view', () =>
+  withHarness(async ({ socket, view }) => {
+    await withClient(socket, async (c) => {
+      const all = await c.connections();
+      assert.deepEqual(all, RECORDS);
+      assert.equal(all[0]!.cookie, 0xffff_ffff_ffff_ff01n);
+      assert.deepEqual(view.filters.at(-1), {});
+
+      assert.deepEqual(await c.connections({ workload: 'shop/cart' }), [RECORDS[2]]);
+      assert.deepEqual(view.filters.at(-1), { workload: 'shop/cart' });
+      assert.deepEqual(await c.connections({ service: 'default/web' }), RECORDS.filter((r) => r.serviceId === 7));
+      assert.deepEqual(view.filters.at(-1), { service: 'default/web' });
+    });
+  }));
+
+test('requests are multiplexed: concurrent calls on one connection each get their own answer', () =>
+  withHarness(async ({ socket }) => {
+    await withClient(socket, async (c) => {
+      const [s, sv, b, e] = await Promise.all([c.status(), c.services(), c.backends('default/web'), c.edges()]);
+      assert.deepEqual([s, sv, b, e], [STATUS, SERVICES, BACKENDS['default/web'], EDGES]);
+    });
+  }));
+
+test('a view that throws: INTERNAL error to that request, the agent and the connection go on', () =>
+  withHarness(async ({ socket, view }) => {
+    await withClient(socket, async (c) => {
+      view.failNext = new Error('directory not built yet');
+      await assert.rejects(c.status(), (err: unknown) => err instanceof ApiError && err.code === 'internal' && /directory not built yet/.test(err.message));
+      assert.deepEqual(await c.status(), STATUS);
+    });
+  }));
+
+// ---- follow ------------------------------------------------------------------
+
+test('follow: replay first, then records pushed into the view arrive in order; close unsubscribes', () =>
+  withHarness(async ({ socket, view }) => {
+    const c = await ApiClient.connect(socket);
+    const got: ConnectionRecord[] = [];
+    const stream = await c.follow({ workload: 'default/client' }, (r) => got.push(r), { replayRecent: true });
+    // The replay is complete once follow() resolves.
+    const replay = RECORDS.filter((r) => r.cgroupId === 1001);
+    assert.deepEqual(got, replay);
+    assert.equal(view.followers.size, 1);
+    assert.deepEqual([...view.followers][0]!.filter, { workload: 'default/client' });
+
+    const live = [record(10), interim(11), { ...record(12), cgroupId: 1002 }, record(13)];
+    for (const r of live) view.push(r);
+    const expected = [...replay, live[0], live[1], live[3]];
+    await waitFor(() => got.length >= expected.length, 'live records');
+    assert.deepEqual(got, expected, 'the other workload\'s record is filtered out');
+
+    stream.close();
+    await stream.done;
+    await waitFor(() => view.followers.size === 0, 'the server to unsubscribe');
+  }));
+
+test('follow without replay: only new records; two follows on one connection each get theirs', () =>
+  withHarness(async ({ socket, view }) => {
+    const c = await ApiClient.connect(socket);
+    const a: ConnectionRecord[] = [];
+    const b: ConnectionRecord[] = [];
+    const sa = await c.follow({}, (r) => a.push(r));
+    await c.follow({ workload: 'shop/cart' }, (r) => b.push(r));
+    assert.deepEqual([a, b], [[], []]);
+    view.push(record(20));
+    view.push({ ...record(21), cgroupId: 1002 });
+    await waitFor(() => a.length === 2 && b.length === 1, 'both streams');
+    assert.deepEqual(b, [{ ...record(21), cgroupId: 1002 }]);
+    // Unary calls still work next to running follows.
+    assert.deepEqual(await c.status(), STATUS);
+    sa.close();
+    await waitFor(() => view.followers.size === 0, 'both unsubscribed');
+  }));
+
+test('follow: the agent going away rejects done; the server closing ends every follower', () =>
+  withHarness(async ({ socket, view, server }) => {
+    const c = await ApiClient.connect(socket);
+    const stream = await c.follow({}, () => undefined);
+    await server.close();
+    await assert.rejects(stream.done, (err: unknown) => err instanceof ApiError && err.code === 'closed');
+    assert.equal(view.followers.size, 0);
+    assert.ok(!fs.existsSync(socket), 'close removes the socket file');
+  }));
+
+test('follow: a client that does not read is cut off (SLOW_CONSUMER), not buffered without bound', () =>
+  withHarness(
+    async ({ socket, view }) => {
+      const r = await raw(socket);
+      r.sock.write(encodeRequest({ id: 5, call: { method: 'follow', filter: {}, replayRecent: false } }));
+      await waitFor(() => view.followers.size === 1, 'subscribed');
+      r.sock.pause();
+      // Far more than the kernel's socket buffer plus the 64 KiB allowed backlog.
+      for (let i = 0; i < 50_000 && view.followers.size > 0; i++) view.push(record(100 + i));
+      assert.equal(view.followers.size, 0, 'the stream was stopped');
+      r.sock.resume();
+      await waitFor(() => r.responses.some((x) => 'body' in x && x.body.result === 'error'), 'the slow_consumer error');
+      const err = errorOf(r.responses.find((x) => 'body' in x && x.body.result === 'error'));
+      assert.deepEqual([err.id, err.code], [5, 'slow_consumer']);
+      r.sock.destroy();
+      await stillServes(socket);
+    },
+    { maxBacklogBytes: 64 * 1024 },
+  ));
+
+// ---- bad input -----------------------------------------------------------------
+
+test('garbage bytes: an error or a hang-up, and the next client is served', () =>
+  withHarness(async ({ socket }) => {
+    const cases: [string, Buffer][] = [
+      ['a length prefix that never ends', Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x41])],
+      ['text', Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')],
+      ['random bytes', Buffer.from(Array.from({ length: 256 }, (_, i) => (i * 151 + 7) & 0xff))],
+    ];
+    for (const [what, bytes] of cases) {
+      const r = await raw(socket);
+      r.sock.end(bytes);
+      await r.closed;
+      // Whatever came back is an error (one per frame the bytes happened to form), never a result.
+      for (const x of r.responses) assert.ok(errorOf(x), what);
+      await stillServes(socket);
+    }
+  }));
+
+test('a well-framed message that is not a Request: BAD_REQUEST for id 0, the connection stays usable', () =>
+  withHarness(async ({ socket }) => {
+    const r = await raw(socket);
+    r.sock.write(Buffer.from([0x04, 0x0f, 0xff, 0xff, 0xff]));
+    await waitFor(() => r.responses.length === 1, 'the error');
+    const err = errorOf(r.responses[0]);
+    assert.deepEqual([err.id, err.code], [0, 'bad_request']);
+    r.sock.write(encodeRequest({ id: 9, call: { method: 'listServices' } }));
+    await waitFor(() => r.responses.length === 2, 'the answer');
+    const ok = r.responses[1]!;
+    assert.ok('body' in ok && ok.id === 9 && ok.body.result === 'listServices');
+    r.sock.destroy();
+  }));
+
+test('an unknown method (a newer client): UNKNOWN_METHOD with the request id', () =>
+  withHarness(async ({ socket }) => {
+    const r = await raw(socket);
+    // Request { id: 7, <field 99>: {} }: tag (99 << 3 | 2) = 0x9a 0x06, length 0.
+    const body = Buffer.from([0x08, 0x07, 0x9a, 0x06, 0x00]);
+    r.sock.write(Buffer.concat([Buffer.from([body.length]), body]));
+    await waitFor(() => r.responses.length === 1, 'the error');
+    const err = errorOf(r.responses[0]);
+    assert.deepEqual([err.id, err.code], [7, 'unknown_method']);
+    assert.ok(!r.isClosed());
+    r.sock.destroy();
+  }));
+
+test('a frame over 1 MiB: FRAME_TOO_LARGE from the prefix alone, then the connection is closed', () =>
+  withHarness(async ({ socket }) => {
+    const r = await raw(socket);
+    // varint(2 MiB) = 0x80 0x80 0x80 0x01; no payload needs to follow.
+    r.sock.write(Buffer.from([0x80, 0x80, 0x80, 0x01, 0x00, 0x00]));
+    await r.closed;
+    const err = errorOf(r.responses[0]);
+    assert.deepEqual([err.id, err.code], [0, 'frame_too_large']);
+    await stillServes(socket);
+  }));
+
+test('a client that hangs up mid-frame gets BAD_REQUEST and is closed', () =>
+  withHarness(async ({ socket }) => {
+    const r = await raw(socket);
+    const frame = encodeRequest({ id: 3, call: { method: 'status' } });
+    r.sock.end(frame.subarray(0, 2));
+    await r.closed;
+    assert.equal(errorOf(r.responses[0]).code, 'bad_request');
+    await stillServes(socket);
+  }));
+
+// ---- the socket file -------------------------------------------------------------
+
+test('socket file is 0600, its missing directory is created 0700', () =>
+  withHarness(async ({ socket }) => {
+    const st = fs.lstatSync(socket);
+    assert.ok(st.isSocket());
+    assert.equal(st.mode & 0o777, 0o600);
+    assert.equal(fs.statSync(path.dirname(socket)).mode & 0o777, 0o700);
+    // No temporary name left behind next to it.
+    assert.deepEqual(fs.readdirSync(path.dirname(socket)), ['api.sock']);
+  }));
+
+test('a stale socket from a dead agent is replaced', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockmesh-api-'));
+  try {
+    const socket = path.join(dir, 'api.sock');
+    // A process that binds and dies without cleaning up: what a crashed agent leaves.
+    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socket)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+    await new Promise((r) => child.on('exit', r));
+    assert.ok(fs.lstatSync(socket).isSocket(), 'stale socket file exists');
+    const server = await startApiServer(socket, fakeView());
+    try {
+      await stillServes(socket);
+    } finally {
+      await server.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a live agent on the path is refused with a clear error and keeps serving', () =>
+  withHarness(async ({ socket }) => {
+    await assert.rejects(startApiServer(socket, fakeView()), /already serving its API at .*api\.sock/);
+    await stillServes(socket);
+  }));
+
+test('a path that is not a socket is never replaced', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockmesh-api-'));
+  try {
+    const file = path.join(dir, 'notes.txt');
+    fs.writeFileSync(file, 'keep me');
+    await assert.rejects(startApiServer(file, fakeView()), /exists and is not a socket/);
+    assert.equal(fs.readFileSync(file, 'utf8'), 'keep me');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('client: no agent at the path says so, with how to start it or pass --socket', async () => {
+  const missing = path.join(os.tmpdir(), `sockmesh-none-${process.pid}.sock`);
+  await assert.rejects(ApiClient.connect(missing), (err: unknown) => {
+    assert.ok(err instanceof ApiError);
+    assert.equal(err.code, 'not_running');
+    assert.ok(err.message.includes(`not running at ${missing}`), err.message);
+    assert.match(err.message, /sockmesh agent/);
+    assert.match(err.message, /--socket/);
+    return true;
+  });
+});
+
+// ---- the compiled CLI against the test server -------------------------------------
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Async on purpose: the server lives in this process, a sync spawn would deadlock it. */
+function cli(args: string[]): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+test('CLI: `sockmesh services -o json` prints the services the agent serves', () =>
+  withHarness(async ({ socket }) => {
+    const r = await cli(['services', '--socket', socket, '-o', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { items: SERVICES });
+  }));
+
+test('CLI: unknown service exits 1 naming the known ones; no agent exits 1 with the hint', () =>
+  withHarness(async ({ socket, dir }) => {
+    const r = await cli(['backends', 'nope', '--socket', socket]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, 'sockmesh: service default/nope not found (known: default/web, shop/cart)\n');
+
+    const gone = path.join(dir, 'gone.sock');
+    const g = await cli(['status', '--socket', gone]);
+    assert.equal(g.code, 1);
+    assert.match(g.stderr, /agent is not running at .*gone\.sock/);
+  }));
+
+test('CLI: `connections --follow -o json` prints the replay, then live records, one per line', () =>
+  withHarness(async ({ socket, view }) => {
+    const child = spawn(process.execPath, [CLI, 'connections', '--follow', '--socket', socket, '-o', 'json', '--workload', 'client']);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const lines = (): string[] => out.split('\n').filter((l) => l !== '');
+    const replay = RECORDS.filter((r) => r.cgroupId === 1001);
+    await waitFor(() => view.followers.size === 1 && lines().length === replay.length, `replay (stderr: ${err})`, 15_000);
+    view.push(record(50));
+    await waitFor(() => lines().length === replay.length + 1, 'the live record');
+    const last = JSON.parse(lines().at(-1)!) as { cookie: string; kind: string };
+    assert.equal(last.cookie, (0xffff_ffff_ffff_ff00n + 50n).toString());
+    assert.equal(last.kind, 'close');
+    child.kill('SIGINT');
+    assert.equal(await exited, 0, err);
+    await waitFor(() => view.followers.size === 0, 'unsubscribed');
+  }));

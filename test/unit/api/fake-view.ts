@@ -1,0 +1,185 @@
+/**
+ * A fake AgentView: plain data, a filter that behaves like the agent's
+ * (by workload and service name), and a push() to feed followers. Shared by
+ * the API and CLI render tests so both see the same, field-complete values.
+ */
+import type { AgentStatus, AgentView, BackendView, ConnectionFilter, ServiceView } from '../../../src/agent/view';
+import type { Edge } from '../../../src/telemetry/aggregator';
+import type { ConnectionRecord } from '../../../src/telemetry/record';
+
+export const STATUS: AgentStatus = {
+  instance: 'default',
+  version: '0.1.0',
+  pid: 4242,
+  startedAt: '2024-05-01T10:00:00.000Z',
+  dataplane: 'adopted',
+  cgroup: '/sys/fs/cgroup',
+  bpffsDir: '/sys/fs/bpf/sockmesh/default',
+  config: {
+    file: '/etc/sockmesh/mesh.yaml',
+    appliedAt: '2024-05-01T10:00:01.000Z',
+    rejected: { at: '2024-05-01T11:00:00.000Z', errors: ['services[0].ports[0].port: must be 1..65535', 'backends: duplicate endpoint'] },
+  },
+  services: 2,
+  frontends: 3,
+  records: 123_456,
+  openConnections: 7,
+  ringbuf: { records: 123_460, dropped: 3, decodeErrors: 1 },
+  otlp: { endpoint: 'http://collector:4317', exported: 100, failed: 2, dropped: 0 },
+};
+
+/** The same agent with every optional part unset. */
+export const STATUS_MINIMAL: AgentStatus = (() => {
+  const s: AgentStatus = { ...STATUS, dataplane: 'installed', config: { file: '/etc/sockmesh/mesh.yaml' } };
+  delete s.otlp;
+  return s;
+})();
+
+export const SERVICES: ServiceView[] = [
+  {
+    name: 'default/web',
+    namespace: 'default',
+    ports: [
+      { name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 },
+      { name: 'dns', port: 53, protocol: 'UDP', targetPort: 5353 },
+    ],
+    vips: ['10.96.0.10', 'fd00::10'],
+    backends: 3,
+    verdicts: { rewritten: 1200, no_backend: 4 },
+  },
+  { name: 'shop/cart', namespace: 'shop', ports: [], vips: [], backends: 0, verdicts: {} },
+];
+
+export const BACKENDS: Record<string, BackendView[]> = {
+  'default/web': [
+    { service: 'default/web', port: 'http', endpoint: '10.0.0.1:8080', weight: 2, labels: { zone: 'a', version: 'v2' }, share: 2 / 3, connections: 1000, failed: 3 },
+    { service: 'default/web', port: 'http', endpoint: '[fd00::2]:8080', weight: 1, labels: {}, share: 1 / 3, connections: 500, failed: 0 },
+  ],
+  'shop/cart': [],
+};
+
+export const EDGES: Edge[] = [
+  {
+    key: 'client|default/client|default/web:http|10.0.0.1:8080',
+    labels: { side: 'client', workload: 'default/client', service: 'default/web:http', backend: '10.0.0.1:8080' },
+    opened: 10, closed: 9, failed: 1, bytesSent: 4096, bytesReceived: 1 << 20, retransmits: 2, resetsSent: 1, resetsReceived: 0,
+    timeouts: 0, connectUsSum: 1500, connectUsCount: 10, srttUsSum: 900, srttUsCount: 9, lastSeenMs: 1_714_557_600_000,
+  },
+];
+
+/** Workload names the fake filter knows, by cgroup id. */
+export const WORKLOADS: Record<number, string> = { 1001: 'default/client', 1002: 'shop/cart' };
+/** Service names by service id (the agent knows them from its directory). */
+export const SERVICE_IDS: Record<number, string> = { 7: 'default/web' };
+
+const base = {
+  cgroupId: 1001,
+  side: 'client',
+  family: 4,
+  local: { address: '10.0.0.9', port: 40000 },
+  remote: { address: '10.0.0.1', port: 8080 },
+  vip: { address: '10.96.0.10', port: 80 },
+  serviceId: 7,
+  backendId: 3,
+  startNs: 1_000_000_000,
+  durationNs: 1_500_000_000,
+  bytesSent: 2048,
+  bytesReceived: 3 * 1024 * 1024,
+  connectUs: 150,
+  srttUs: { last: 80, min: 50, max: 200 },
+  retransmits: 1,
+} as const;
+
+type CloseRecord = Extract<ConnectionRecord, { kind: 'close' }>;
+
+/** A closed client connection; cookies near 2^64, which must survive the wire and the renderers exactly. */
+export function record(i: number): CloseRecord {
+  return { ...base, cookie: 0xffff_ffff_ffff_ff00n + BigInt(i), kind: 'close', closeCause: 'fin', error: 0 };
+}
+
+/** The same connection still open (an interim record). */
+export function interim(i: number): ConnectionRecord {
+  const { closeCause: _c, error: _e, ...rest } = record(i);
+  return { ...rest, kind: 'interim' };
+}
+
+/** A client connect that failed with errno `error`. */
+export function failed(i: number, error: number): ConnectionRecord {
+  const { closeCause: _c, ...rest } = record(i);
+  return { ...rest, kind: 'connect_failed', error, bytesSent: 0, bytesReceived: 0, durationNs: 0 };
+}
+
+export const RECORDS: ConnectionRecord[] = [
+  record(1),
+  { ...record(2), closeCause: 'rst_received', error: 104 },
+  {
+    cookie: 3n, cgroupId: 1002, side: 'server', family: 6, local: { address: 'fd00::2', port: 8080 }, remote: { address: 'fd00::9', port: 51000 },
+    serviceId: 0, backendId: 0, startNs: 5, durationNs: 750, bytesSent: 0, bytesReceived: 10, connectUs: 0, srttUs: { last: 0, min: 0, max: 0 },
+    retransmits: 0, kind: 'interim',
+  },
+  failed(4, 111),
+];
+
+function matches(f: ConnectionFilter, r: ConnectionRecord): boolean {
+  if (f.workload !== undefined && WORKLOADS[r.cgroupId] !== f.workload) return false;
+  if (f.service !== undefined && SERVICE_IDS[r.serviceId] !== f.service) return false;
+  return true;
+}
+
+export interface FakeView extends AgentView {
+  records: ConnectionRecord[];
+  /** every filter the server passed in, in order */
+  filters: ConnectionFilter[];
+  followers: Set<{ filter: ConnectionFilter; fn: (r: ConnectionRecord) => void }>;
+  statusValue: AgentStatus;
+  /** the next call to any method throws this, once */
+  failNext?: Error;
+  /** new record: into the recent list (if closed/failed) and to every matching follower */
+  push(r: ConnectionRecord): void;
+}
+
+export function fakeView(): FakeView {
+  const v: FakeView = {
+    records: [...RECORDS],
+    filters: [],
+    followers: new Set(),
+    statusValue: STATUS,
+    status() {
+      return take(v) ?? v.statusValue;
+    },
+    services() {
+      return take(v) ?? SERVICES;
+    },
+    backends(service) {
+      return take(v) ?? BACKENDS[service];
+    },
+    edges() {
+      return take(v) ?? EDGES;
+    },
+    connections(filter) {
+      v.filters.push(filter);
+      return take(v) ?? v.records.filter((r) => matches(filter, r));
+    },
+    follow(filter, fn) {
+      v.filters.push(filter);
+      const sub = { filter, fn };
+      v.followers.add(sub);
+      return () => v.followers.delete(sub);
+    },
+    push(r) {
+      if (r.kind !== 'interim') v.records.push(r);
+      for (const s of v.followers) if (matches(s.filter, r)) s.fn(r);
+    },
+  };
+  return v;
+}
+
+/** Throws (and clears) failNext if set; typed `undefined` so `take(v) ?? value` reads naturally. */
+function take(v: FakeView): undefined {
+  const err = v.failNext;
+  if (err) {
+    delete v.failNext;
+    throw err;
+  }
+  return undefined;
+}
