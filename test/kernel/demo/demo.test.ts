@@ -5,7 +5,7 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import { repoRoot } from '../../../src/bpf/native';
 import type { DemoSummary } from '../../../src/demo/demo';
@@ -16,8 +16,22 @@ test('sockmesh demo: traffic through every VIP, both reviews versions, nothing l
   if (!needsKernel(t)) return;
   const before = snapshot();
   const netnsBefore = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  const out = execFileSync(process.execPath, [path.join(repoRoot, 'dist/src/cli/main.js'), 'demo', '--duration', '6', '-o', 'json', '--metrics-address', '127.0.0.1:0'],
-    { encoding: 'utf8', timeout: 100_000 });
+  const cli = path.join(repoRoot, 'dist/src/cli/main.js');
+  const demo = spawn(process.execPath, [cli, 'demo', '--duration', '8', '-o', 'json', '--metrics-address', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  demo.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => demo.on('exit', (code) => r(code)));
+  try {
+    // While it runs, the CLI reads the demo agent through its API socket.
+    await new Promise((r) => setTimeout(r, 5000));
+    const services = JSON.parse(execFileSync(process.execPath, [cli, 'services', '-o', 'json', '--socket', '/run/sockmesh/demo.sock'], { encoding: 'utf8' })) as { items: { name: string; verdicts: Record<string, number> }[] };
+    assert.deepEqual(services.items.map((s) => s.name).sort(), ['default/frontend', 'default/ratings', 'default/reviews']);
+    assert.ok(services.items.every((s) => (s.verdicts.rewritten ?? 0) > 0), JSON.stringify(services.items));
+    const backends = JSON.parse(execFileSync(process.execPath, [cli, 'backends', 'reviews', '-o', 'json', '--socket', '/run/sockmesh/demo.sock'], { encoding: 'utf8' })) as { items: { endpoint: string; connections: number }[] };
+    assert.deepEqual(backends.items.map((b) => b.endpoint).sort(), ['198.18.0.21:9080', '198.18.0.22:9080']);
+  } finally {
+    assert.equal(await exited, 0, 'the demo exits cleanly');
+  }
   const summary = JSON.parse(out.trim().split('\n').at(-1)!) as DemoSummary;
   const edge = (workload: string, service: string, backend: string) =>
     summary.edges.find((e) => e.side === 'client' && e.workload === `default/${workload}` && e.service === service && e.backend === backend);
