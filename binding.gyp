@@ -10,6 +10,7 @@
         "native/map.cc",
         "native/link.cc",
         "native/ringbuf.cc",
+        "native/mapped_ring.cc",
         "native/probe.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

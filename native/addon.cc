@@ -6,6 +6,7 @@
 #include "errors.h"
 #include "link.h"
 #include "map.h"
+#include "mapped_ring.h"
 #include "object.h"
 #include "probe.h"
 #include "program.h"
@@ -20,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Map", Map::Init(env));
   exports.Set("Link", Link::Init(env));
   exports.Set("RingBuffer", RingBuffer::Init(env));
+  exports.Set("MappedRing", MappedRing::Init(env));
   InitFunctions(env, exports);
   return exports;
 }

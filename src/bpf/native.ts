@@ -119,6 +119,13 @@ export interface NativeRingBuffer {
   stats(): NativeRingBufferStats;
 }
 
+export interface NativeMappedRing {
+  buffers(): { consumer: Buffer; producer: Buffer; data: Buffer };
+  ack(): void;
+  stop(): void;
+  wakeups(): number;
+}
+
 export interface NativeConstants {
   progType: Record<string, number>;
   attachType: Record<string, number>;
@@ -145,6 +152,7 @@ export interface NativeAddon {
     maxInFlight: number,
     intervalMs: number,
   ) => NativeRingBuffer;
+  MappedRing: new (mapFd: number, onReady: () => void, intervalMs: number) => NativeMappedRing;
   objGet(path: string): number;
   fdKind(fd: number): 'map' | 'prog' | 'link' | 'other';
   closeFd(fd: number): void;

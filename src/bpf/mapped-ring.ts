@@ -1,0 +1,113 @@
+/**
+ * Zero-copy ring buffer consumer: records are read in place from the ring's
+ * own memory (mapped read-only into this process) and the consumer position
+ * is advanced from JS. Nothing is copied and nothing is allocated per record
+ * unless the handler does; while JS is busy, records wait in the kernel ring
+ * and the producer counts its own drops once it is full - the backpressure is
+ * the ring itself.
+ *
+ * Same handler contract as RingBufferReader: (buf, offset, len) with buf the
+ * mapped data area. The handler must not keep buf beyond its call: the
+ * kernel reuses the space once the consumer position moves past it.
+ */
+import { BpfArgumentError, call } from './errors';
+import type { BpfMap } from './map';
+import { native, NativeMappedRing } from './native';
+import type { RecordHandler } from './ringbuf';
+
+const BUSY = 0x80000000; // BPF_RINGBUF_BUSY_BIT: reserved, not yet committed
+const DISCARD = 0x40000000; // BPF_RINGBUF_DISCARD_BIT
+const HDR = 8; // BPF_RINGBUF_HDR_SZ
+
+export interface MappedRingOptions {
+  /** Also drain every N ms (producers using BPF_RB_NO_WAKEUP). 0: on wake-up only. */
+  intervalMs?: number;
+}
+
+export interface MappedRingStats {
+  records: number;
+  bytes: number;
+  /** times the native thread signalled data */
+  wakeups: number;
+  handlerErrors: number;
+}
+
+export class MappedRingReader {
+  readonly map: BpfMap;
+  private ring: NativeMappedRing | undefined;
+  private readonly data: Buffer;
+  private readonly hdr: Int32Array;
+  private readonly cons: BigInt64Array;
+  private readonly prod: BigInt64Array;
+  private readonly size: number;
+  private records = 0;
+  private bytes = 0;
+  private handlerErrors = 0;
+  private finalWakeups = 0;
+
+  constructor(map: BpfMap, private readonly onRecord: RecordHandler, opts: MappedRingOptions = {},
+    private readonly onError?: (err: unknown) => void) {
+    if (map.typeName !== 'RINGBUF') throw new BpfArgumentError(`map ${map.name} is ${map.typeName}, not RINGBUF`);
+    const intervalMs = opts.intervalMs ?? 0;
+    if (!Number.isInteger(intervalMs) || intervalMs < 0 || intervalMs > 60_000) {
+      throw new BpfArgumentError(`intervalMs must be an integer in [0, 60000], got ${intervalMs}`);
+    }
+    this.map = map;
+    const N = native();
+    this.ring = call(() => new N.MappedRing(map.fd, () => this.drain(), intervalMs));
+    const b = this.ring.buffers();
+    this.data = b.data;
+    this.size = b.data.length / 2;
+    // Headers are 8-byte aligned in a page-aligned mapping: Int32 views line up.
+    this.hdr = new Int32Array(b.data.buffer, b.data.byteOffset, b.data.length >> 2);
+    this.cons = new BigInt64Array(b.consumer.buffer, b.consumer.byteOffset, 1);
+    this.prod = new BigInt64Array(b.producer.buffer, b.producer.byteOffset, 1);
+    // Records already waiting (e.g. written while the agent was down).
+    setImmediate(() => this.drain());
+  }
+
+  /** Reads every committed record up to the producer position seen on entry. */
+  drain(): number {
+    if (!this.ring) return 0;
+    let cons = Number(Atomics.load(this.cons, 0));
+    const prod = Number(Atomics.load(this.prod, 0));
+    const start = cons;
+    const mask = this.size - 1;
+    let n = 0;
+    while (cons < prod) {
+      const off = cons & mask; // positions stay below 2^53; the mask keeps the low bits
+      const h = Atomics.load(this.hdr, off >> 2) >>> 0;
+      if (h & BUSY) break; // reserved but not committed: the rest comes next time
+      const len = h & ~(BUSY | DISCARD);
+      if (!(h & DISCARD)) {
+        try {
+          this.onRecord(this.data, off + HDR, len);
+        } catch (err) {
+          this.handlerErrors++;
+          this.onError?.(err);
+        }
+        n++;
+      }
+      cons += (len + HDR + 7) & ~7;
+    }
+    if (cons !== start) Atomics.store(this.cons, 0, BigInt(cons));
+    this.records += n;
+    this.bytes += cons - start;
+    this.ring.ack();
+    return n;
+  }
+
+  stats(): MappedRingStats {
+    return { records: this.records, bytes: this.bytes, wakeups: this.ring?.wakeups() ?? this.finalWakeups, handlerErrors: this.handlerErrors };
+  }
+
+  /** Stops the wait thread, then drains what the ring still holds if asked. Idempotent. */
+  async close(opts: { drain?: boolean } = {}): Promise<void> {
+    if (!this.ring) return;
+    const ring = this.ring;
+    if (opts.drain) this.drain();
+    this.finalWakeups = ring.wakeups();
+    this.ring = undefined;
+    ring.stop();
+  }
+}
