@@ -2,7 +2,7 @@
  * What the agent shows to its local API (and so to the CLI): read-only views
  * over its state. The API server depends on this interface, not on the Agent.
  */
-import type { Edge } from '../telemetry/aggregator';
+import type { Edge, EdgeLabels } from '../telemetry/aggregator';
 import type { ConnectionRecord } from '../telemetry/record';
 
 export interface ConfigStatus {
@@ -55,6 +55,19 @@ export interface BackendView {
   failed: number;
 }
 
+/**
+ * A connection record with the names of its ids, from the agent's current
+ * config (Aggregator.labelsOf): workload "namespace/name", service
+ * "namespace/name:port", backend "address:port"; '' for non-service traffic,
+ * 'unknown' for an id the config does not name. `labels.side` is the record's side.
+ */
+export type NamedRecord = ConnectionRecord & { labels: EdgeLabels };
+
+/**
+ * Matched against the record's labels. workload: "namespace/name", or a bare
+ * "name" in any namespace. service: "namespace/name", or a bare "name" meaning
+ * default/name; any port of the service matches.
+ */
 export interface ConnectionFilter {
   workload?: string;
   service?: string;
@@ -67,7 +80,7 @@ export interface AgentView {
   backends(service: string): BackendView[] | undefined;
   edges(): Edge[];
   /** recent closed/failed connections, oldest first */
-  connections(filter: ConnectionFilter): ConnectionRecord[];
+  connections(filter: ConnectionFilter): NamedRecord[];
   /** every new record (close, failed, interim) from now on; returns unsubscribe */
-  follow(filter: ConnectionFilter, fn: (rec: ConnectionRecord) => void): () => void;
+  follow(filter: ConnectionFilter, fn: (rec: NamedRecord) => void): () => void;
 }

@@ -4,9 +4,8 @@
  * TypeScript types of src/agent/view.ts, validated on the way in.
  */
 import net from 'node:net';
-import type { AgentStatus, BackendView, ConnectionFilter, ServiceView } from '../agent/view';
+import type { AgentStatus, BackendView, ConnectionFilter, NamedRecord, ServiceView } from '../agent/view';
 import type { Edge } from '../telemetry/aggregator';
-import type { ConnectionRecord } from '../telemetry/record';
 import { FrameReader, MAX_RESPONSE_FRAME } from './frame';
 import { ApiCall, ApiResult, ServerErrorCode, decodeResponse, encodeRequest } from './schema';
 
@@ -64,7 +63,7 @@ interface Pending {
 }
 
 interface Follower {
-  onRecord(rec: ConnectionRecord): void;
+  onRecord(rec: NamedRecord): void;
   /** set until subscribed: the follow() promise */
   start?: { resolve(): void; reject(err: ApiError): void; timer: NodeJS.Timeout };
   resolveDone(): void;
@@ -137,7 +136,8 @@ export class ApiClient {
     return this.call({ method: 'listEdges' }, 'listEdges').then((r) => r.edges);
   }
 
-  connections(filter: ConnectionFilter = {}): Promise<ConnectionRecord[]> {
+  /** Recent records, each with the names the agent knows for its ids (labels). */
+  connections(filter: ConnectionFilter = {}): Promise<NamedRecord[]> {
     return this.call({ method: 'listConnections', filter }, 'listConnections').then((r) => r.records);
   }
 
@@ -146,7 +146,7 @@ export class ApiClient {
    * replayed records (if asked) have all been delivered by then, and every
    * record after that is new.
    */
-  follow(filter: ConnectionFilter, onRecord: (rec: ConnectionRecord) => void, opts: FollowOptions = {}): Promise<FollowStream> {
+  follow(filter: ConnectionFilter, onRecord: (rec: NamedRecord) => void, opts: FollowOptions = {}): Promise<FollowStream> {
     if (this.ended) return Promise.reject(this.ended);
     const id = this.nextId++;
     let resolveDone!: () => void;

@@ -11,8 +11,9 @@
 import path from 'node:path';
 import * as protobuf from 'protobufjs';
 import { repoRoot } from '../bpf/native';
-import type { AgentStatus, BackendView, ConnectionFilter, ServiceView } from '../agent/view';
-import type { Edge } from '../telemetry/aggregator';
+import type { AgentStatus, BackendView, ConnectionFilter, NamedRecord, ServiceView } from '../agent/view';
+import type { Edge, EdgeLabels } from '../telemetry/aggregator';
+import { Directory } from '../telemetry/directory';
 import type { ConnectionRecord } from '../telemetry/record';
 import { Fields, SchemaError, strValue, u64Value } from './fields';
 
@@ -51,9 +52,9 @@ export type ApiResult =
   | { result: 'listServices'; services: ServiceView[] }
   | { result: 'listBackends'; backends: BackendView[] }
   | { result: 'listEdges'; edges: Edge[] }
-  | { result: 'listConnections'; records: ConnectionRecord[] }
+  | { result: 'listConnections'; records: NamedRecord[] }
   | { result: 'subscribed' }
-  | { result: 'record'; record: ConnectionRecord }
+  | { result: 'record'; record: NamedRecord }
   | { result: 'error'; error: ApiErrorBody };
 
 export interface ApiResponse {
@@ -183,7 +184,7 @@ function edgeToWire(e: Edge): Plain {
   return { ...e, labels: { ...e.labels, side: SIDE_TO_WIRE[e.labels.side] } };
 }
 
-export function recordToWire(r: ConnectionRecord): Plain {
+export function recordToWire(r: NamedRecord): Plain {
   const base: Plain = {
     // A decimal string: fromObject turns it into a Long without going through a double.
     cookie: r.cookie.toString(),
@@ -202,6 +203,8 @@ export function recordToWire(r: ConnectionRecord): Plain {
     connectUs: r.connectUs,
     srttUs: r.srttUs,
     retransmits: r.retransmits,
+    // side is the record's own: not sent twice.
+    labels: { workload: r.labels.workload, service: r.labels.service, backend: r.labels.backend },
   };
   switch (r.kind) {
     case 'close': return { ...base, close: { cause: CAUSE_TO_WIRE[r.closeCause], error: r.error } };
@@ -361,22 +364,38 @@ function addrFromWire(f: Fields): { address: string; port: number } {
   return { address: f.str('address'), port: f.num('port') };
 }
 
-export function recordFromWire(f: Fields): ConnectionRecord {
+/**
+ * A record's names. Unset only from an agent older than the field: then the
+ * workload is unknown, and so is every non-zero id ('' for zero, as the agent
+ * itself labels non-service traffic).
+ */
+function recordLabelsFromWire(l: Fields | undefined, side: EdgeLabels['side'], serviceId: number, backendId: number): EdgeLabels {
+  if (!l) {
+    const unnamed = (id: number): string => (id === 0 ? '' : Directory.UNKNOWN);
+    return { side, workload: Directory.UNKNOWN, service: unnamed(serviceId), backend: unnamed(backendId) };
+  }
+  return { side, workload: l.str('workload'), service: l.str('service'), backend: l.str('backend') };
+}
+
+export function recordFromWire(f: Fields): NamedRecord {
   const n = f.num('family');
   if (n !== 4 && n !== 6) throw new SchemaError(`${f.where}.family: expected 4 or 6, got ${n}`);
   const family: 4 | 6 = n === 4 ? 4 : 6;
   const srtt = f.msg('srttUs');
   const vip = f.optMsg('vip');
+  const side = f.enm('side', SIDE_FROM_WIRE);
+  const serviceId = f.num('serviceId');
+  const backendId = f.num('backendId');
   const base = {
     cookie: f.u64n('cookie'),
     cgroupId: f.u64('cgroupId'),
-    side: f.enm('side', SIDE_FROM_WIRE),
+    side,
     family,
     local: addrFromWire(f.msg('local')),
     remote: addrFromWire(f.msg('remote')),
     ...(vip ? { vip: addrFromWire(vip) } : {}),
-    serviceId: f.num('serviceId'),
-    backendId: f.num('backendId'),
+    serviceId,
+    backendId,
     startNs: f.u64('startNs'),
     durationNs: f.u64('durationNs'),
     bytesSent: f.u64('bytesSent'),
@@ -385,13 +404,15 @@ export function recordFromWire(f: Fields): ConnectionRecord {
     srttUs: { last: srtt.num('last'), min: srtt.num('min'), max: srtt.num('max') },
     retransmits: f.num('retransmits'),
   };
+  const labels = recordLabelsFromWire(f.optMsg('labels'), side, serviceId, backendId);
+  // labels last, as the agent's records have them (json/yaml print keys in this order)
   switch (f.oneof('kind')) {
     case 'close': {
       const c = f.msg('close');
-      return { ...base, kind: 'close', closeCause: c.enm('cause', CAUSE_FROM_WIRE), error: c.num('error') };
+      return { ...base, kind: 'close', closeCause: c.enm('cause', CAUSE_FROM_WIRE), error: c.num('error'), labels };
     }
-    case 'interim': return { ...base, kind: 'interim' };
-    case 'connectFailed': return { ...base, kind: 'connect_failed', error: f.msg('connectFailed').num('error') };
+    case 'interim': return { ...base, kind: 'interim', labels };
+    case 'connectFailed': return { ...base, kind: 'connect_failed', error: f.msg('connectFailed').num('error'), labels };
     default: throw new SchemaError(`${f.where}: record has no kind`);
   }
 }

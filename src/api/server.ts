@@ -7,8 +7,7 @@
  * catch everything.
  */
 import net from 'node:net';
-import type { AgentView, ConnectionFilter } from '../agent/view';
-import type { ConnectionRecord } from '../telemetry/record';
+import type { AgentView, ConnectionFilter, NamedRecord } from '../agent/view';
 import { FrameError, FrameReader, MAX_REQUEST_FRAME } from './frame';
 import { ApiCall, ApiErrorBody, ApiResult, decodeRequest, encodeResponse } from './schema';
 import { bindSocket, prepareSocketPath, unlinkIfOurs } from './socket';
@@ -150,8 +149,8 @@ class Connection {
    */
   private follow(id: number, filter: ConnectionFilter, replayRecent: boolean): void {
     if (this.follows.has(id)) throw new Error(`request id ${id} is already following`);
-    let early: ConnectionRecord[] | undefined = [];
-    const onRecord = (rec: ConnectionRecord): void => {
+    let early: NamedRecord[] | undefined = [];
+    const onRecord = (rec: NamedRecord): void => {
       if (early) {
         early.push(rec);
         return;
@@ -183,7 +182,7 @@ class Connection {
     for (const rec of queued) this.deliver(id, rec);
   }
 
-  private deliver(id: number, rec: ConnectionRecord): void {
+  private deliver(id: number, rec: NamedRecord): void {
     if (this.closed || !this.follows.has(id)) return;
     if (this.sock.writableLength > this.opts.maxBacklogBytes) {
       // A follower that does not read would otherwise grow the agent's memory without bound.

@@ -1,8 +1,7 @@
 /** `sockmesh connections`: recent closed/failed connections, or a live stream with --follow. */
 import { Command } from 'commander';
-import type { ConnectionFilter } from '../../agent/view';
+import type { ConnectionFilter, NamedRecord } from '../../agent/view';
 import type { ApiClient } from '../../api/client';
-import type { ConnectionRecord } from '../../telemetry/record';
 import { ConnectionStream, renderConnections } from '../render/connections';
 import { ApiFlags, apiFlags, namespacedName, withApiOptions, withClient, writeList } from '../api-command';
 
@@ -24,7 +23,7 @@ function parseFlags(raw: Record<string, unknown>): ConnectionsFlags {
  */
 async function follow(client: ApiClient, flags: ConnectionsFlags): Promise<void> {
   const out = new ConnectionStream(flags.output);
-  const replay: ConnectionRecord[] = [];
+  const replay: NamedRecord[] = [];
   let live = false;
   // `| head` closes the pipe: stop quietly instead of dying on EPIPE.
   process.stdout.on('error', () => client.close());

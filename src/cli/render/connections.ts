@@ -1,7 +1,11 @@
 /**
  * `sockmesh connections`: one row per connection record, as a whole list or
- * (--follow) one row at a time with the columns fixed up front.
+ * (--follow) one row at a time with the columns fixed up front. Records carry
+ * the agent's names for their ids (labels): table shows workload and
+ * service, wide adds the backend next to the raw ids; json/yaml print the
+ * labels with the rest of the record.
  */
+import type { NamedRecord } from '../../agent/view';
 import type { ConnectionRecord } from '../../telemetry/record';
 import { errnoName, hostPort, humanBytes, humanDuration, humanMicros } from './format';
 import { OutputFormat, listObject, toJson, toJsonLine, toYaml, toYamlDoc } from './output';
@@ -19,23 +23,33 @@ function result(r: ConnectionRecord): string {
 
 function header(wide: boolean): string[] {
   return wide
-    ? ['COOKIE', 'KIND', 'SIDE', 'CGROUP', 'LOCAL', 'REMOTE', 'VIP', 'SVC', 'BACKEND', 'DURATION', 'CONNECT', 'SRTT', 'RETRANS', 'SENT', 'RECEIVED', 'RESULT']
-    : ['KIND', 'SIDE', 'LOCAL', 'REMOTE', 'VIP', 'DURATION', 'SENT', 'RECEIVED', 'RESULT'];
+    ? ['COOKIE', 'KIND', 'SIDE', 'CGROUP', 'WORKLOAD', 'LOCAL', 'REMOTE', 'VIP', 'SVC-ID', 'SERVICE', 'BACKEND-ID', 'BACKEND',
+      'DURATION', 'CONNECT', 'SRTT', 'RETRANS', 'SENT', 'RECEIVED', 'RESULT']
+    : ['KIND', 'SIDE', 'WORKLOAD', 'SERVICE', 'LOCAL', 'REMOTE', 'VIP', 'DURATION', 'SENT', 'RECEIVED', 'RESULT'];
 }
 
-function row(r: ConnectionRecord, wide: boolean): string[] {
+/** A label cell: '' (non-service traffic) prints as '-', like an absent VIP. */
+function name(label: string): string {
+  return label === '' ? '-' : label;
+}
+
+function row(r: NamedRecord, wide: boolean): string[] {
   const vip = r.vip ? hostPort(r.vip) : '-';
+  const l = r.labels;
   if (!wide) {
-    return [KIND_LABEL[r.kind], r.side, hostPort(r.local), hostPort(r.remote), vip, humanDuration(r.durationNs), humanBytes(r.bytesSent), humanBytes(r.bytesReceived), result(r)];
+    return [
+      KIND_LABEL[r.kind], r.side, name(l.workload), name(l.service), hostPort(r.local), hostPort(r.remote), vip,
+      humanDuration(r.durationNs), humanBytes(r.bytesSent), humanBytes(r.bytesReceived), result(r),
+    ];
   }
   return [
-    r.cookie.toString(), KIND_LABEL[r.kind], r.side, String(r.cgroupId), hostPort(r.local), hostPort(r.remote), vip,
-    String(r.serviceId), String(r.backendId), humanDuration(r.durationNs), humanMicros(r.connectUs), humanMicros(r.srttUs.last),
-    String(r.retransmits), humanBytes(r.bytesSent), humanBytes(r.bytesReceived), result(r),
+    r.cookie.toString(), KIND_LABEL[r.kind], r.side, String(r.cgroupId), name(l.workload), hostPort(r.local), hostPort(r.remote), vip,
+    String(r.serviceId), name(l.service), String(r.backendId), name(l.backend), humanDuration(r.durationNs), humanMicros(r.connectUs),
+    humanMicros(r.srttUs.last), String(r.retransmits), humanBytes(r.bytesSent), humanBytes(r.bytesReceived), result(r),
   ];
 }
 
-export function renderConnections(format: OutputFormat, records: readonly ConnectionRecord[]): string {
+export function renderConnections(format: OutputFormat, records: readonly NamedRecord[]): string {
   switch (format) {
     case 'json': return toJson(listObject(records));
     case 'yaml': return toYaml(listObject(records));
@@ -47,10 +61,10 @@ export function renderConnections(format: OutputFormat, records: readonly Connec
   }
 }
 
-/** Typical widths of the address columns, so a follow that starts empty still lines up. */
+/** Typical widths of the name and address columns, so a follow that starts empty still lines up. */
 const MIN_WIDTHS: Record<'table' | 'wide', number[]> = {
-  table: [6, 6, 21, 21, 21],
-  wide: [20, 6, 6, 6, 21, 21, 21],
+  table: [6, 6, 20, 24, 21, 21, 21],
+  wide: [20, 6, 6, 6, 20, 21, 21, 21, 6, 24, 10, 21],
 };
 
 /**
@@ -63,7 +77,7 @@ export class ConnectionStream {
 
   constructor(private readonly format: OutputFormat) {}
 
-  start(replay: readonly ConnectionRecord[]): string {
+  start(replay: readonly NamedRecord[]): string {
     if (this.format === 'table' || this.format === 'wide') {
       const wide = this.format === 'wide';
       const rows = replay.map((r) => row(r, wide));
@@ -73,7 +87,7 @@ export class ConnectionStream {
     return replay.map((r) => this.next(r)).join('');
   }
 
-  next(r: ConnectionRecord): string {
+  next(r: NamedRecord): string {
     switch (this.format) {
       case 'json': return toJsonLine(r);
       case 'yaml': return toYamlDoc(r);

@@ -13,11 +13,14 @@ import path from 'node:path';
 import { ApiClient, ApiError } from '../../../src/api/client';
 import { FrameReader, MAX_RESPONSE_FRAME } from '../../../src/api/frame';
 import { ApiServer, ApiServerOptions, startApiServer } from '../../../src/api/server';
-import { DecodedResponse, decodeResponse, encodeRequest } from '../../../src/api/schema';
-import type { ConnectionRecord } from '../../../src/telemetry/record';
+import * as protobuf from 'protobufjs';
+import type { NamedRecord } from '../../../src/agent/view';
+import { DecodedResponse, PROTO_FILE, decodeResponse, encodeRequest } from '../../../src/api/schema';
 import { Cleanup } from '../../helpers/cleanup';
 import { waitFor } from '../../helpers/wait';
-import { BACKENDS, EDGES, FakeView, RECORDS, SERVICES, STATUS, STATUS_MINIMAL, fakeView, interim, record } from './fake-view';
+import {
+  BACKENDS, CLIENT_LABELS, EDGES, FakeView, NAMED_RECORDS, RECORDS, SERVICES, STATUS, STATUS_MINIMAL, fakeView, interim, named, record,
+} from './fake-view';
 
 const CLI = path.join(__dirname, '..', '..', '..', 'src', 'cli', 'main.js');
 
@@ -132,16 +135,57 @@ test('connections: every record kind, u64 cookies and IPv6 intact; filters reach
   withHarness(async ({ socket, view }) => {
     await withClient(socket, async (c) => {
       const all = await c.connections();
-      assert.deepEqual(all, RECORDS);
+      assert.deepEqual(all, NAMED_RECORDS);
       assert.equal(all[0]!.cookie, 0xffff_ffff_ffff_ff01n);
       assert.deepEqual(view.filters.at(-1), {});
 
-      assert.deepEqual(await c.connections({ workload: 'shop/cart' }), [RECORDS[2]]);
+      assert.deepEqual(await c.connections({ workload: 'shop/cart' }), [NAMED_RECORDS[2]]);
       assert.deepEqual(view.filters.at(-1), { workload: 'shop/cart' });
-      assert.deepEqual(await c.connections({ service: 'default/web' }), RECORDS.filter((r) => r.serviceId === 7));
+      assert.deepEqual(await c.connections({ service: 'default/web' }), NAMED_RECORDS.filter((r) => r.serviceId === 7));
       assert.deepEqual(view.filters.at(-1), { service: 'default/web' });
     });
   }));
+
+test('connections: the names of the ids arrive with every record (labels), side from the record', () =>
+  withHarness(async ({ socket, view }) => {
+    // An id the config does not name: the agent says 'unknown', not ''.
+    view.records.push({ ...record(5), cgroupId: 4242, serviceId: 99, backendId: 98 });
+    await withClient(socket, async (c) => {
+      const all = await c.connections();
+      assert.deepEqual(all.map((r) => r.labels), [
+        CLIENT_LABELS,
+        CLIENT_LABELS,
+        // server side, no VIP and no backend at this endpoint: non-service traffic
+        { side: 'server', workload: 'shop/cart', service: '', backend: '' },
+        CLIENT_LABELS,
+        { side: 'client', workload: 'unknown', service: 'unknown', backend: 'unknown' },
+      ]);
+      // The names are labels, the ids stay.
+      assert.deepEqual([all[0]!.cgroupId, all[0]!.serviceId, all[0]!.backendId], [1001, 7, 3]);
+    });
+  }));
+
+test('a record from an agent without labels (older): unknown for named ids, empty for zero ones', () => {
+  // Encode with the schema itself, the labels field left out as an older agent would.
+  const root = protobuf.loadSync(PROTO_FILE);
+  const Response = root.lookupType('sockmesh.v1.Response');
+  const wire = (r: { cgroupId: number; side: string; serviceId: number; backendId: number }): Record<string, unknown> => ({
+    cookie: '1', family: 4, local: { address: '10.0.0.9', port: 1 }, remote: { address: '10.0.0.1', port: 2 },
+    startNs: 0, durationNs: 0, bytesSent: 0, bytesReceived: 0, connectUs: 0, srttUs: {}, retransmits: 0, interim: {}, ...r,
+  });
+  const bytes = Response.encodeDelimited(Response.fromObject({
+    id: 4,
+    listConnections: {
+      records: [wire({ cgroupId: 1001, side: 'SIDE_CLIENT', serviceId: 7, backendId: 3 }), wire({ cgroupId: 1002, side: 'SIDE_SERVER', serviceId: 0, backendId: 0 })],
+    },
+  })).finish();
+  const res = decodeResponse(bytes);
+  assert.ok('body' in res && res.body.result === 'listConnections', 'invalid' in res ? res.invalid : res.body.result);
+  assert.deepEqual(res.body.records.map((r) => r.labels), [
+    { side: 'client', workload: 'unknown', service: 'unknown', backend: 'unknown' },
+    { side: 'server', workload: 'unknown', service: '', backend: '' },
+  ]);
+});
 
 test('requests are multiplexed: concurrent calls on one connection each get their own answer', () =>
   withHarness(async ({ socket }) => {
@@ -165,19 +209,20 @@ test('a view that throws: INTERNAL error to that request, the agent and the conn
 test('follow: replay first, then records pushed into the view arrive in order; close unsubscribes', () =>
   withHarness(async ({ socket, view }) => {
     const c = await ApiClient.connect(socket);
-    const got: ConnectionRecord[] = [];
+    const got: NamedRecord[] = [];
     const stream = await c.follow({ workload: 'default/client' }, (r) => got.push(r), { replayRecent: true });
     // The replay is complete once follow() resolves.
-    const replay = RECORDS.filter((r) => r.cgroupId === 1001);
+    const replay = NAMED_RECORDS.filter((r) => r.cgroupId === 1001);
     assert.deepEqual(got, replay);
     assert.equal(view.followers.size, 1);
     assert.deepEqual([...view.followers][0]!.filter, { workload: 'default/client' });
 
     const live = [record(10), interim(11), { ...record(12), cgroupId: 1002 }, record(13)];
     for (const r of live) view.push(r);
-    const expected = [...replay, live[0], live[1], live[3]];
+    const expected = [...replay, ...[live[0]!, live[1]!, live[3]!].map(named)];
     await waitFor(() => got.length >= expected.length, 'live records');
     assert.deepEqual(got, expected, 'the other workload\'s record is filtered out');
+    assert.deepEqual(got.at(-1)!.labels, CLIENT_LABELS, 'live records are named too');
 
     stream.close();
     await stream.done;
@@ -187,15 +232,16 @@ test('follow: replay first, then records pushed into the view arrive in order; c
 test('follow without replay: only new records; two follows on one connection each get theirs', () =>
   withHarness(async ({ socket, view }) => {
     const c = await ApiClient.connect(socket);
-    const a: ConnectionRecord[] = [];
-    const b: ConnectionRecord[] = [];
+    const a: NamedRecord[] = [];
+    const b: NamedRecord[] = [];
     const sa = await c.follow({}, (r) => a.push(r));
     await c.follow({ workload: 'shop/cart' }, (r) => b.push(r));
     assert.deepEqual([a, b], [[], []]);
     view.push(record(20));
     view.push({ ...record(21), cgroupId: 1002 });
     await waitFor(() => a.length === 2 && b.length === 1, 'both streams');
-    assert.deepEqual(b, [{ ...record(21), cgroupId: 1002 }]);
+    assert.deepEqual(b, [named({ ...record(21), cgroupId: 1002 })]);
+    assert.equal(b[0]!.labels.workload, 'shop/cart');
     // Unary calls still work next to running follows.
     assert.deepEqual(await c.status(), STATUS);
     sa.close();
@@ -398,6 +444,30 @@ test('CLI: unknown service exits 1 naming the known ones; no agent exits 1 with 
     assert.match(g.stderr, /agent is not running at .*gone\.sock/);
   }));
 
+test('CLI: `connections` shows each record\'s workload and service by name (wide: backend too); filters by name', () =>
+  withHarness(async ({ socket }) => {
+    const t = await cli(['connections', '--socket', socket]);
+    assert.equal(t.code, 0, t.stderr);
+    const rows = t.stdout.split('\n').filter((l) => l !== '');
+    assert.match(rows[0]!, /^KIND\s+SIDE\s+WORKLOAD\s+SERVICE\s+LOCAL\s+REMOTE\s+VIP\s/);
+    assert.equal(rows.length, 1 + RECORDS.length);
+    assert.match(rows[1]!, /^closed\s+client\s+default\/client\s+default\/web:http\s+10\.0\.0\.9:40000\s/);
+    assert.match(rows[3]!, /^open\s+server\s+shop\/cart\s+-\s+\[fd00::2\]:8080\s/, 'non-service traffic has no service name');
+
+    const w = await cli(['connections', '--socket', socket, '-o', 'wide', '--service', 'web']);
+    assert.equal(w.code, 0, w.stderr);
+    const wrows = w.stdout.split('\n').filter((l) => l !== '');
+    assert.match(wrows[0]!, /\sWORKLOAD\s.*\sSERVICE\s+BACKEND-ID\s+BACKEND\s/);
+    assert.equal(wrows.length, 1 + RECORDS.filter((r) => r.serviceId === 7).length, 'only default/web records');
+    for (const r of wrows.slice(1)) assert.match(r, /\sdefault\/client\s.*\s7\s+default\/web:http\s+3\s+10\.0\.0\.1:8080\s/);
+
+    const j = await cli(['connections', '--socket', socket, '-o', 'json', '--workload', 'shop/cart']);
+    assert.equal(j.code, 0, j.stderr);
+    assert.deepEqual((JSON.parse(j.stdout) as { items: { labels: unknown }[] }).items.map((r) => r.labels), [
+      { side: 'server', workload: 'shop/cart', service: '', backend: '' },
+    ]);
+  }));
+
 test('CLI: `connections --follow -o json` prints the replay, then live records, one per line', () =>
   withHarness(async ({ socket, view }) => {
     const child = spawn(process.execPath, [CLI, 'connections', '--follow', '--socket', socket, '-o', 'json', '--workload', 'client']);
@@ -411,9 +481,10 @@ test('CLI: `connections --follow -o json` prints the replay, then live records, 
     await waitFor(() => view.followers.size === 1 && lines().length === replay.length, `replay (stderr: ${err})`, 15_000);
     view.push(record(50));
     await waitFor(() => lines().length === replay.length + 1, 'the live record');
-    const last = JSON.parse(lines().at(-1)!) as { cookie: string; kind: string };
+    const last = JSON.parse(lines().at(-1)!) as { cookie: string; kind: string; labels: unknown };
     assert.equal(last.cookie, (0xffff_ffff_ffff_ff00n + 50n).toString());
     assert.equal(last.kind, 'close');
+    assert.deepEqual(last.labels, CLIENT_LABELS);
     child.kill('SIGINT');
     assert.equal(await exited, 0, err);
     await waitFor(() => view.followers.size === 0, 'unsubscribed');

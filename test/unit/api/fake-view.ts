@@ -1,10 +1,12 @@
 /**
- * A fake AgentView: plain data, a filter that behaves like the agent's
- * (by workload and service name), and a push() to feed followers. Shared by
+ * A fake AgentView: plain data, records named the way the agent names them
+ * (the real Aggregator.labelsOf over a fixed Directory), a filter that behaves
+ * like the agent's (on those names), and a push() to feed followers. Shared by
  * the API and CLI render tests so both see the same, field-complete values.
  */
-import type { AgentStatus, AgentView, BackendView, ConnectionFilter, ServiceView } from '../../../src/agent/view';
-import type { Edge } from '../../../src/telemetry/aggregator';
+import type { AgentStatus, AgentView, BackendView, ConnectionFilter, NamedRecord, ServiceView } from '../../../src/agent/view';
+import { Aggregator, Edge, EdgeLabels } from '../../../src/telemetry/aggregator';
+import { Directory } from '../../../src/telemetry/directory';
 import type { ConnectionRecord } from '../../../src/telemetry/record';
 
 export const STATUS: AgentStatus = {
@@ -67,10 +69,29 @@ export const EDGES: Edge[] = [
   },
 ];
 
-/** Workload names the fake filter knows, by cgroup id. */
-export const WORKLOADS: Record<number, string> = { 1001: 'default/client', 1002: 'shop/cart' };
-/** Service names by service id (the agent knows them from its directory). */
-export const SERVICE_IDS: Record<number, string> = { 7: 'default/web' };
+/**
+ * The names the fake agent knows: cgroup 1001 is default/client, 1002
+ * shop/cart; service id 7 is default/web's http port, backend id 3 its
+ * 10.0.0.1:8080. Anything else is 'unknown' (0: none).
+ */
+export const DIRECTORY: Directory = (() => {
+  const d = new Directory();
+  d.workloads.set(1001, { namespace: 'default', name: 'client' });
+  d.workloads.set(1002, { namespace: 'shop', name: 'cart' });
+  d.services.set(7, { service: 'default/web', portName: 'http' });
+  d.addBackend(3, { endpoint: '10.0.0.1:8080', labels: { zone: 'a' }, serviceId: 7 });
+  return d;
+})();
+
+const namer = new Aggregator(DIRECTORY);
+
+/** `r` as the agent delivers it: with the labels of its ids, computed from them now. */
+export function named(r: ConnectionRecord): NamedRecord {
+  return { ...r, labels: namer.labelsOf(r) };
+}
+
+/** The labels of record(i) and its variants below: a client of default/web through 10.0.0.1:8080. */
+export const CLIENT_LABELS: EdgeLabels = { side: 'client', workload: 'default/client', service: 'default/web:http', backend: '10.0.0.1:8080' };
 
 const base = {
   cgroupId: 1001,
@@ -120,17 +141,22 @@ export const RECORDS: ConnectionRecord[] = [
   failed(4, 111),
 ];
 
-function matches(f: ConnectionFilter, r: ConnectionRecord): boolean {
-  if (f.workload !== undefined && WORKLOADS[r.cgroupId] !== f.workload) return false;
-  if (f.service !== undefined && SERVICE_IDS[r.serviceId] !== f.service) return false;
+/** RECORDS as the view (and so the API) delivers them. */
+export const NAMED_RECORDS: NamedRecord[] = RECORDS.map(named);
+
+/** The agent's semantics: workload "ns/name" or a bare name in any namespace; service "ns/name" (bare: default/), any port. */
+function matches(f: ConnectionFilter, l: EdgeLabels): boolean {
+  if (f.workload !== undefined && l.workload !== f.workload && !(!f.workload.includes('/') && l.workload.endsWith(`/${f.workload}`))) return false;
+  if (f.service !== undefined && !l.service.startsWith(`${f.service.includes('/') ? f.service : `default/${f.service}`}:`)) return false;
   return true;
 }
 
 export interface FakeView extends AgentView {
+  /** what the agent keeps: records without names, named when delivered */
   records: ConnectionRecord[];
   /** every filter the server passed in, in order */
   filters: ConnectionFilter[];
-  followers: Set<{ filter: ConnectionFilter; fn: (r: ConnectionRecord) => void }>;
+  followers: Set<{ filter: ConnectionFilter; fn: (r: NamedRecord) => void }>;
   statusValue: AgentStatus;
   /** the next call to any method throws this, once */
   failNext?: Error;
@@ -158,7 +184,7 @@ export function fakeView(): FakeView {
     },
     connections(filter) {
       v.filters.push(filter);
-      return take(v) ?? v.records.filter((r) => matches(filter, r));
+      return take(v) ?? v.records.map(named).filter((r) => matches(filter, r.labels));
     },
     follow(filter, fn) {
       v.filters.push(filter);
@@ -168,7 +194,8 @@ export function fakeView(): FakeView {
     },
     push(r) {
       if (r.kind !== 'interim') v.records.push(r);
-      for (const s of v.followers) if (matches(s.filter, r)) s.fn(r);
+      const n = named(r);
+      for (const s of v.followers) if (matches(s.filter, n.labels)) s.fn(n);
     },
   };
   return v;

@@ -8,7 +8,7 @@ import { renderStatus } from '../../../src/cli/render/status';
 import { renderServices } from '../../../src/cli/render/services';
 import { renderBackends } from '../../../src/cli/render/backends';
 import { ConnectionStream, renderConnections } from '../../../src/cli/render/connections';
-import { BACKENDS, RECORDS, SERVICES, STATUS, STATUS_MINIMAL, record } from '../api/fake-view';
+import { BACKENDS, CLIENT_LABELS, NAMED_RECORDS, SERVICES, STATUS, STATUS_MINIMAL, named, record } from '../api/fake-view';
 
 const lines = (text: string): string[] => text.split('\n').filter((l) => l !== '');
 
@@ -75,7 +75,7 @@ test('renderFields: aligned values, continuation lines under the value', () => {
 
 test('every renderer handles every format', () => {
   for (const f of OUTPUT_FORMATS) {
-    for (const out of [renderServices(f, SERVICES), renderBackends(f, BACKENDS['default/web']!), renderConnections(f, RECORDS), renderStatus(f, STATUS)]) {
+    for (const out of [renderServices(f, SERVICES), renderBackends(f, BACKENDS['default/web']!), renderConnections(f, NAMED_RECORDS), renderStatus(f, STATUS)]) {
       assert.ok(out.endsWith('\n') && out.length > 10, `${f}: ${out}`);
     }
   }
@@ -109,49 +109,70 @@ test('backends: share as a percentage; wide adds the service and sorted labels',
 });
 
 test('connections: humanized in table/wide, raw numbers and exact cookies in json/yaml', () => {
-  const t = lines(renderConnections('table', RECORDS));
-  assert.match(t[0]!, /^KIND\s+SIDE\s+LOCAL\s+REMOTE\s+VIP\s+DURATION\s+SENT\s+RECEIVED\s+RESULT$/);
-  assert.deepEqual(cells(t[0]!, t[1]!), ['closed', 'client', '10.0.0.9:40000', '10.0.0.1:8080', '10.96.0.10:80', '1.5s', '2.0KiB', '3.0MiB', 'fin']);
+  const t = lines(renderConnections('table', NAMED_RECORDS));
+  assert.match(t[0]!, /^KIND\s+SIDE\s+WORKLOAD\s+SERVICE\s+LOCAL\s+REMOTE\s+VIP\s+DURATION\s+SENT\s+RECEIVED\s+RESULT$/);
+  assert.deepEqual(cells(t[0]!, t[1]!), [
+    'closed', 'client', 'default/client', 'default/web:http', '10.0.0.9:40000', '10.0.0.1:8080', '10.96.0.10:80', '1.5s', '2.0KiB', '3.0MiB', 'fin',
+  ]);
   assert.equal(cells(t[0]!, t[2]!).at(-1), 'rst_received ECONNRESET');
-  assert.deepEqual(cells(t[0]!, t[3]!), ['open', 'server', '[fd00::2]:8080', '[fd00::9]:51000', '-', '750ns', '0B', '10B', '-']);
+  assert.deepEqual(cells(t[0]!, t[3]!), ['open', 'server', 'shop/cart', '-', '[fd00::2]:8080', '[fd00::9]:51000', '-', '750ns', '0B', '10B', '-']);
   assert.equal(cells(t[0]!, t[4]!).at(-1), 'ECONNREFUSED');
 
-  const w = lines(renderConnections('wide', RECORDS));
+  const w = lines(renderConnections('wide', NAMED_RECORDS));
   const header = w[0]!;
-  for (const col of ['COOKIE', 'CGROUP', 'SVC', 'BACKEND', 'CONNECT', 'SRTT', 'RETRANS']) assert.ok(header.includes(col), col);
+  assert.match(header, /^COOKIE\s+KIND\s+SIDE\s+CGROUP\s+WORKLOAD\s+LOCAL\s+REMOTE\s+VIP\s+SVC-ID\s+SERVICE\s+BACKEND-ID\s+BACKEND\s+DURATION\s+CONNECT\s+SRTT\s+RETRANS\s+SENT\s+RECEIVED\s+RESULT$/);
   const row = cells(header, w[1]!);
   assert.equal(row[0], '18446744073709551361');
-  assert.deepEqual(row.slice(10, 13), ['150µs', '80µs', '1']);
+  assert.deepEqual(row.slice(3, 5), ['1001', 'default/client']);
+  assert.deepEqual(row.slice(8, 12), ['7', 'default/web:http', '3', '10.0.0.1:8080']);
+  assert.deepEqual(row.slice(13, 16), ['150µs', '80µs', '1']);
+  assert.deepEqual(cells(header, w[3]!).slice(8, 12), ['0', '-', '0', '-'], 'non-service traffic: ids 0, no names');
 
-  const json = JSON.parse(renderConnections('json', RECORDS)) as { items: Record<string, unknown>[] };
-  assert.deepEqual(json, plain({ items: RECORDS }));
+  const json = JSON.parse(renderConnections('json', NAMED_RECORDS)) as { items: Record<string, unknown>[] };
+  assert.deepEqual(json, plain({ items: NAMED_RECORDS }));
   assert.equal(json.items[0]!.cookie, '18446744073709551361');
   assert.equal(json.items[0]!.durationNs, 1_500_000_000);
   assert.equal(json.items[0]!.bytesReceived, 3 * 1024 * 1024);
+  assert.deepEqual(json.items[0]!.labels, CLIENT_LABELS);
+  assert.deepEqual(json.items[2]!.labels, { side: 'server', workload: 'shop/cart', service: '', backend: '' });
   assert.ok(!('vip' in json.items[2]!), 'no vip key for non-service traffic');
-  const yaml = YAML.parse(renderConnections('yaml', RECORDS)) as { items: Record<string, unknown>[] };
+  const yaml = YAML.parse(renderConnections('yaml', NAMED_RECORDS)) as { items: Record<string, unknown>[] };
   assert.deepEqual(yaml, json);
+});
+
+test('connections: ids the agent cannot name print as unknown', () => {
+  const t = lines(renderConnections('table', [named({ ...record(1), cgroupId: 4242, serviceId: 99, backendId: 98 })]));
+  assert.deepEqual(cells(t[0]!, t[1]!).slice(2, 4), ['unknown', 'unknown']);
+  const w = lines(renderConnections('wide', [named({ ...record(1), cgroupId: 4242, serviceId: 99, backendId: 98 })]));
+  assert.deepEqual(cells(w[0]!, w[1]!).slice(8, 12), ['99', 'unknown', '98', 'unknown']);
 });
 
 test('connections --follow: header and replay aligned, live rows share the columns; json lines; yaml documents', () => {
   const s = new ConnectionStream('table');
-  const start = lines(s.start(RECORDS.slice(0, 2)));
-  const next = lines(s.next(record(9)))[0]!;
+  const start = lines(s.start(NAMED_RECORDS.slice(0, 2)));
+  const next = lines(s.next(named(record(9))))[0]!;
   assert.equal(start.length, 3);
   assert.deepEqual(cells(start[0]!, next), cells(start[0]!, start[1]!));
-  // An empty replay still prints the header, wide enough for addresses.
+  // An empty replay still prints the header, wide enough for names and addresses.
   const empty = new ConnectionStream('table');
   const head = empty.start([]);
-  assert.match(head, /^KIND\s+SIDE\s+LOCAL\s+REMOTE/);
-  assert.deepEqual(cells(head.trimEnd(), empty.next(record(9)).trimEnd()).slice(0, 5), ['closed', 'client', '10.0.0.9:40000', '10.0.0.1:8080', '10.96.0.10:80']);
+  assert.match(head, /^KIND\s+SIDE\s+WORKLOAD\s+SERVICE\s+LOCAL\s+REMOTE/);
+  assert.deepEqual(cells(head.trimEnd(), empty.next(named(record(9))).trimEnd()).slice(0, 7), [
+    'closed', 'client', 'default/client', 'default/web:http', '10.0.0.9:40000', '10.0.0.1:8080', '10.96.0.10:80',
+  ]);
+  const emptyWide = new ConnectionStream('wide');
+  const wideHead = emptyWide.start([]);
+  assert.deepEqual(cells(wideHead.trimEnd(), emptyWide.next(named(record(9))).trimEnd()).slice(4, 12), [
+    'default/client', '10.0.0.9:40000', '10.0.0.1:8080', '10.96.0.10:80', '7', 'default/web:http', '3', '10.0.0.1:8080',
+  ]);
 
   const j = new ConnectionStream('json');
-  const jl = lines(j.start(RECORDS.slice(0, 2)) + j.next(record(9)));
-  assert.deepEqual(jl.map((l) => JSON.parse(l) as unknown), plain([RECORDS[0], RECORDS[1], record(9)]));
+  const jl = lines(j.start(NAMED_RECORDS.slice(0, 2)) + j.next(named(record(9))));
+  assert.deepEqual(jl.map((l) => JSON.parse(l) as unknown), plain([NAMED_RECORDS[0], NAMED_RECORDS[1], named(record(9))]));
 
   const y = new ConnectionStream('yaml');
-  const docs = YAML.parseAllDocuments(y.start([RECORDS[0]!]) + y.next(RECORDS[2]!)).map((d) => d.toJS() as unknown);
-  assert.deepEqual(docs, plain([RECORDS[0], RECORDS[2]]));
+  const docs = YAML.parseAllDocuments(y.start([NAMED_RECORDS[0]!]) + y.next(NAMED_RECORDS[2]!)).map((d) => d.toJS() as unknown);
+  assert.deepEqual(docs, plain([NAMED_RECORDS[0], NAMED_RECORDS[2]]));
 });
 
 test('status: fields with ages in table, more in wide, the object in json/yaml', () => {
