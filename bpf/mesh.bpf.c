@@ -211,58 +211,51 @@ static __always_inline void remember_udp(__u64 cookie, const struct mesh_svc_key
 		count(MESH_C_UDP_REV_FAILED);
 }
 
-/* The v4 hooks: connect4 (TCP and UDP) and sendmsg4 (unconnected UDP). */
-static __always_inline int translate4(struct bpf_sock_addr *ctx)
+/* Writes a 16-byte address (IPv4-mapped in the v4 hooks) and a port into
+ * the hook's context. v6 is a constant at every call: the other branch is
+ * compiled out, so v4 programs never touch user_ip6. */
+static __always_inline void set_user_addr(struct bpf_sock_addr *ctx, const __u32 addr[4], __u16 port, int v6)
 {
-	struct mesh_svc_key key = { .port = bpf_ntohs((__u16)ctx->user_port), .proto = (__u8)ctx->protocol };
-	struct mesh_backend be;
-	__u32 svc_id = 0;
-	int v;
-
-	v4mapped(key.addr, ctx->user_ip4);
-	v = pick_backend(&key, &svc_id, &be);
-	if (v == -ENOENT)
-		return 1;
-	if (v != MESH_V_REWRITTEN)
-		return refuse(svc_id, v);
-	if (be.family != AF_INET)
-		return refuse(svc_id, MESH_V_FAMILY);
-	count_verdict(svc_id, MESH_V_REWRITTEN);
-	ctx->user_ip4 = be.addr[3];
-	ctx->user_port = bpf_htons(be.port);
-	if (ctx->sk)
-		remember(ctx->sk, &key, svc_id, &be);
-	if (key.proto == IPPROTO_UDP_)
-		remember_udp(bpf_get_socket_cookie(ctx), &key, &be);
-	return 1;
+	if (v6) {
+		ctx->user_ip6[0] = addr[0];
+		ctx->user_ip6[1] = addr[1];
+		ctx->user_ip6[2] = addr[2];
+		ctx->user_ip6[3] = addr[3];
+	} else {
+		ctx->user_ip4 = addr[3];
+	}
+	ctx->user_port = bpf_htons(port);
 }
 
-/* The v6 hooks. A v4-mapped VIP (dual-stack socket) goes to an IPv4 backend,
- * written back v4-mapped; a v6 VIP to an IPv6 backend. */
-static __always_inline int translate6(struct bpf_sock_addr *ctx)
+/*
+ * connect4/6 (TCP and UDP) and sendmsg4/6 (unconnected UDP). In the v6 hooks
+ * a v4-mapped VIP (dual-stack socket) goes to an IPv4 backend, written back
+ * v4-mapped, and a v6 VIP to an IPv6 backend; a v4 hook needs an IPv4 one.
+ */
+static __always_inline int translate(struct bpf_sock_addr *ctx, int v6)
 {
 	struct mesh_svc_key key = { .port = bpf_ntohs((__u16)ctx->user_port), .proto = (__u8)ctx->protocol };
 	struct mesh_backend be;
 	__u32 svc_id = 0;
 	int v;
 
-	key.addr[0] = ctx->user_ip6[0];
-	key.addr[1] = ctx->user_ip6[1];
-	key.addr[2] = ctx->user_ip6[2];
-	key.addr[3] = ctx->user_ip6[3];
+	if (v6) {
+		key.addr[0] = ctx->user_ip6[0];
+		key.addr[1] = ctx->user_ip6[1];
+		key.addr[2] = ctx->user_ip6[2];
+		key.addr[3] = ctx->user_ip6[3];
+	} else {
+		v4mapped(key.addr, ctx->user_ip4);
+	}
 	v = pick_backend(&key, &svc_id, &be);
 	if (v == -ENOENT)
 		return 1;
 	if (v != MESH_V_REWRITTEN)
 		return refuse(svc_id, v);
-	if ((be.family == AF_INET) != is_v4mapped(key.addr))
+	if ((be.family == AF_INET) != (v6 ? is_v4mapped(key.addr) : 1))
 		return refuse(svc_id, MESH_V_FAMILY);
 	count_verdict(svc_id, MESH_V_REWRITTEN);
-	ctx->user_ip6[0] = be.addr[0];
-	ctx->user_ip6[1] = be.addr[1];
-	ctx->user_ip6[2] = be.addr[2];
-	ctx->user_ip6[3] = be.addr[3];
-	ctx->user_port = bpf_htons(be.port);
+	set_user_addr(ctx, be.addr, be.port, v6);
 	if (ctx->sk)
 		remember(ctx->sk, &key, svc_id, &be);
 	if (key.proto == IPPROTO_UDP_)
@@ -273,25 +266,25 @@ static __always_inline int translate6(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int mesh_connect4(struct bpf_sock_addr *ctx)
 {
-	return translate4(ctx);
+	return translate(ctx, 0);
 }
 
 SEC("cgroup/sendmsg4")
 int mesh_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return translate4(ctx);
+	return translate(ctx, 0);
 }
 
 SEC("cgroup/connect6")
 int mesh_connect6(struct bpf_sock_addr *ctx)
 {
-	return translate6(ctx);
+	return translate(ctx, 1);
 }
 
 SEC("cgroup/sendmsg6")
 int mesh_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	return translate6(ctx);
+	return translate(ctx, 1);
 }
 
 /* Replies from a backend appear to come from the VIP the socket sent to. */
@@ -302,17 +295,8 @@ static __always_inline int untranslate_udp(struct bpf_sock_addr *ctx, __u32 addr
 
 	__builtin_memcpy(rk.addr, addr, sizeof(rk.addr));
 	rv = bpf_map_lookup_elem(&udp_rev, &rk);
-	if (!rv)
-		return 1;
-	if (v6) {
-		ctx->user_ip6[0] = rv->vip[0];
-		ctx->user_ip6[1] = rv->vip[1];
-		ctx->user_ip6[2] = rv->vip[2];
-		ctx->user_ip6[3] = rv->vip[3];
-	} else {
-		ctx->user_ip4 = rv->vip[3];
-	}
-	ctx->user_port = bpf_htons(rv->vport);
+	if (rv)
+		set_user_addr(ctx, rv->vip, rv->vport, v6);
 	return 1;
 }
 
@@ -341,17 +325,8 @@ static __always_inline int peer_is_vip(struct bpf_sock_addr *ctx, int v6)
 	if (!ctx->sk)
 		return 1;
 	st = bpf_sk_storage_get(&sock_info, ctx->sk, 0, 0);
-	if (!st || !(st->flags & SOCK_SERVICE))
-		return 1;
-	if (v6) {
-		ctx->user_ip6[0] = st->vip[0];
-		ctx->user_ip6[1] = st->vip[1];
-		ctx->user_ip6[2] = st->vip[2];
-		ctx->user_ip6[3] = st->vip[3];
-	} else {
-		ctx->user_ip4 = st->vip[3];
-	}
-	ctx->user_port = bpf_htons(st->vport);
+	if (st && (st->flags & SOCK_SERVICE))
+		set_user_addr(ctx, st->vip, st->vport, v6);
 	return 1;
 }
 

@@ -6,34 +6,15 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { BpfObjectSpec, Collection, objectPath } from '../../../src/bpf';
 import { MappedRingReader } from '../../../src/bpf/mapped-ring';
-import { RingbenchArgs, RingbenchRecord, RingbenchStats } from '../../../src/bpf/layouts/ringbench';
+import { RingbenchRecord } from '../../../src/bpf/layouts/ringbench';
 import { needsKernel } from '../../helpers/kernel';
+import { loadRingbench, produceArgs, producerTotals } from '../../helpers/ringbench';
 import { snapshot, waitForNoLeftovers } from '../../helpers/leftovers';
 import { waitFor } from '../../helpers/wait';
 
-function load(ringBytes: number, recordSize = 64): Collection {
-  return BpfObjectSpec.open(objectPath('ringbench')).setConstants({ record_size: recordSize }).setMaxEntries('records', ringBytes).load();
-}
 
-function args(firstSeq: number, count: number): Buffer {
-  const b = Buffer.alloc(RingbenchArgs.size);
-  b.writeBigUInt64LE(BigInt(firstSeq), RingbenchArgs.field('first_seq').offset);
-  b.writeUInt32LE(count, RingbenchArgs.field('count').offset);
-  return b;
-}
 
-function totals(coll: Collection): { produced: number; dropped: number } {
-  let produced = 0;
-  let dropped = 0;
-  for (const slot of coll.map('stats').lookupPerCpu(Buffer.alloc(4))!) {
-    const s = RingbenchStats.decode(slot, 0);
-    produced += s.produced;
-    dropped += s.dropped;
-  }
-  return { produced, dropped };
-}
 
 function collector(): { seqs: number[]; onRecord: (b: Buffer, o: number, l: number) => void } {
   const seqs: number[] = [];
@@ -52,10 +33,10 @@ function collector(): { seqs: number[]; onRecord: (b: Buffer, o: number, l: numb
 test('mapped reader: a full ring, then many wrap-arounds, every record once and in order', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();
-  const coll = load(16 * 1024, 56); // 64-byte slots do not divide the ring evenly with 56+8: records wrap
+  const coll = loadRingbench(16 * 1024, 56); // 64-byte slots do not divide the ring evenly with 56+8: records wrap
   try {
-    coll.program('produce').testRun({ ctx: args(0, 1000) });
-    const first = totals(coll);
+    coll.program('produce').testRun({ ctx: produceArgs(0, 1000) });
+    const first = producerTotals(coll);
     const c = collector();
     const reader = new MappedRingReader(coll.map('records'), c.onRecord);
     await waitFor(() => c.seqs.length >= first.produced, `${first.produced} pre-filled records`);
@@ -63,12 +44,12 @@ test('mapped reader: a full ring, then many wrap-arounds, every record once and 
     // Many rounds through the 16 KiB ring while the reader keeps up.
     let seq = 1000;
     for (let i = 0; i < 200; i++) {
-      coll.program('produce').testRun({ ctx: args(seq, 100) });
+      coll.program('produce').testRun({ ctx: produceArgs(seq, 100) });
       seq += 100;
-      await waitFor(() => c.seqs.length === totals(coll).produced, 'reader caught up', 2000);
+      await waitFor(() => c.seqs.length === producerTotals(coll).produced, 'reader caught up', 2000);
     }
     await reader.close({ drain: true });
-    const { produced, dropped } = totals(coll);
+    const { produced, dropped } = producerTotals(coll);
     assert.equal(produced + dropped, 1000 + 200 * 100);
     assert.equal(c.seqs.length, produced);
     for (let i = 1; i < c.seqs.length; i++) assert.ok(c.seqs[i]! > c.seqs[i - 1]!, `order at ${i}`);
@@ -82,7 +63,7 @@ test('mapped reader: a full ring, then many wrap-arounds, every record once and 
 test('mapped reader: a slow handler leaves records in the ring; produced = consumed + dropped', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();
-  const coll = load(64 * 1024);
+  const coll = loadRingbench(64 * 1024);
   try {
     const c = collector();
     let errors = 0;
@@ -94,10 +75,10 @@ test('mapped reader: a slow handler leaves records in the ring; produced = consu
     }, {}, () => errors++);
     let seq = 0;
     for (let i = 0; i < 20; i++) {
-      await coll.program('produce').testRunAsync({ ctx: args(seq, 5000) });
+      await coll.program('produce').testRunAsync({ ctx: produceArgs(seq, 5000) });
       seq += 5000;
     }
-    const { produced, dropped } = totals(coll);
+    const { produced, dropped } = producerTotals(coll);
     assert.equal(produced + dropped, 100_000);
     assert.ok(dropped > 0, 'the handler was slow enough to fill the ring');
     await waitFor(() => c.seqs.length === produced, 'all kept records read', 20_000);
@@ -113,11 +94,11 @@ test('mapped reader: a slow handler leaves records in the ring; produced = consu
 test('mapped reader: close during production returns promptly and is idempotent', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();
-  const coll = load(1024 * 1024);
+  const coll = loadRingbench(1024 * 1024);
   try {
     for (let round = 0; round < 5; round++) {
       const reader = new MappedRingReader(coll.map('records'), () => undefined, { intervalMs: round });
-      const producing = coll.program('produce').testRunAsync({ ctx: args(0, 100_000) });
+      const producing = coll.program('produce').testRunAsync({ ctx: produceArgs(0, 100_000) });
       await new Promise((r) => setTimeout(r, round * 3));
       const t0 = Date.now();
       await reader.close();

@@ -5,37 +5,15 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { BpfObjectSpec, Collection, objectPath, RingBufferReader, BpfArgumentError } from '../../../src/bpf';
-import { RingbenchArgs, RingbenchRecord, RingbenchStats } from '../../../src/bpf/layouts/ringbench';
+import { RingBufferReader, BpfArgumentError } from '../../../src/bpf';
+import { RingbenchRecord } from '../../../src/bpf/layouts/ringbench';
 import { needsKernel } from '../../helpers/kernel';
+import { loadRingbench, produceArgs, producerTotals } from '../../helpers/ringbench';
 import { snapshot, waitForNoLeftovers } from '../../helpers/leftovers';
 import { waitFor } from '../../helpers/wait';
 
-function load(ringBytes: number, recordSize = 64): Collection {
-  return BpfObjectSpec.open(objectPath('ringbench'))
-    .setConstants({ record_size: recordSize })
-    .setMaxEntries('records', ringBytes)
-    .load();
-}
 
-function args(firstSeq: number, count: number): Buffer {
-  const b = Buffer.alloc(RingbenchArgs.size);
-  b.writeBigUInt64LE(BigInt(firstSeq), RingbenchArgs.field('first_seq').offset);
-  b.writeUInt32LE(count, RingbenchArgs.field('count').offset);
-  return b;
-}
 
-function totals(coll: Collection): { produced: number; dropped: number } {
-  const perCpu = coll.map('stats').lookupPerCpu(Buffer.alloc(4))!;
-  let produced = 0;
-  let dropped = 0;
-  for (const slot of perCpu) {
-    const s = RingbenchStats.decode(slot, 0);
-    produced += s.produced;
-    dropped += s.dropped;
-  }
-  return { produced, dropped };
-}
 
 /** Records as seen by the consumer, checked for tearing and order. */
 class Seen {
@@ -56,11 +34,11 @@ class Seen {
 test('a full ring: the producer counts every drop and the consumer gets every record that was kept', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();
-  const coll = load(16 * 1024);
+  const coll = loadRingbench(16 * 1024);
   try {
-    const r = coll.program('produce').testRun({ ctx: args(0, 10_000) });
+    const r = coll.program('produce').testRun({ ctx: produceArgs(0, 10_000) });
     assert.equal(r.retval, 10_000, 'bpf_loop ran every iteration');
-    const { produced, dropped } = totals(coll);
+    const { produced, dropped } = producerTotals(coll);
     assert.equal(produced + dropped, 10_000);
     // 64-byte records plus the 8-byte kernel header fill 16 KiB after 227.
     assert.equal(produced, Math.floor(16 * 1024 / 72));
@@ -80,7 +58,7 @@ test('a full ring: the producer counts every drop and the consumer gets every re
 test('a slow consumer with one batch in flight: produced = consumed + dropped, exactly', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();
-  const coll = load(64 * 1024);
+  const coll = loadRingbench(64 * 1024);
   const seen = new Seen();
   let reader: RingBufferReader | undefined;
   let maxInFlight = 0;
@@ -95,10 +73,10 @@ test('a slow consumer with one batch in flight: produced = consumed + dropped, e
     const prog = coll.program('produce');
     let seq = 0;
     for (let i = 0; i < 20; i++) {
-      await prog.testRunAsync({ ctx: args(seq, 5000) });
+      await prog.testRunAsync({ ctx: produceArgs(seq, 5000) });
       seq += 5000;
     }
-    const { produced, dropped } = totals(coll);
+    const { produced, dropped } = producerTotals(coll);
     assert.equal(produced + dropped, 100_000);
     assert.ok(dropped > 0, 'the consumer was slow enough to fill the ring');
     closing = true;
@@ -119,7 +97,7 @@ test('a slow consumer with one batch in flight: produced = consumed + dropped, e
 test('handler errors are counted and never stop the consumer', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();
-  const coll = load(1024 * 1024);
+  const coll = loadRingbench(1024 * 1024);
   try {
     let ok = 0;
     const errors: unknown[] = [];
@@ -128,7 +106,7 @@ test('handler errors are counted and never stop the consumer', async (t) => {
       ok++;
     }, { maxBatchBytes: 64 }, (e) => errors.push(e));
     // One record per batch (64-byte batches) so each error costs only its record.
-    coll.program('produce').testRun({ ctx: args(0, 1000) });
+    coll.program('produce').testRun({ ctx: produceArgs(0, 1000) });
     await waitFor(() => reader.stats().records === 1000 && ok + errors.length === 1000, 'all records handled');
     await reader.close();
     assert.equal(errors.length, 10);
@@ -143,12 +121,12 @@ test('handler errors are counted and never stop the consumer', async (t) => {
 test('close while the kernel is producing returns promptly; close is idempotent', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();
-  const coll = load(1024 * 1024);
+  const coll = loadRingbench(1024 * 1024);
   try {
     for (let round = 0; round < 5; round++) {
       let n = 0;
       const reader = new RingBufferReader(coll.map('records'), () => void n++, { maxInFlight: 2, maxBatchBytes: 8192 });
-      const producing = coll.program('produce').testRunAsync({ ctx: args(0, 200_000) });
+      const producing = coll.program('produce').testRunAsync({ ctx: produceArgs(0, 200_000) });
       await new Promise((r) => setTimeout(r, round * 3));
       const t0 = Date.now();
       await reader.close();
@@ -166,7 +144,7 @@ test('close while the kernel is producing returns promptly; close is idempotent'
 
 test('reader options and map type are validated', (t) => {
   if (!needsKernel(t)) return;
-  const coll = load(16 * 1024);
+  const coll = loadRingbench(16 * 1024);
   try {
     assert.throws(() => new RingBufferReader(coll.map('stats'), () => undefined), /stats is PERCPU_ARRAY, not RINGBUF/);
     assert.throws(() => new RingBufferReader(coll.map('records'), () => undefined, { maxInFlight: 0 }), BpfArgumentError);

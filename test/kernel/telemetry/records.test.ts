@@ -75,7 +75,7 @@ test('bytes, connect latency and endpoints match what the client and server saw'
   assert.deepEqual(await waitForNoLeftovers(before), []);
 });
 
-test('retransmits under injected loss equal the namespace\'s own RetransSegs; interim records for long connections', async (t) => {
+test('retransmits under injected loss equal the namespace\'s own RetransSegs', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();
   const cleanup = new Cleanup();
@@ -95,14 +95,13 @@ test('retransmits under injected loss equal the namespace\'s own RetransSegs; in
     const closes = records.filter((r) => r.kind === 'close');
     const sent = closes.filter((r) => r.side === 'client').reduce((a, r) => a + r.bytesSent, 0);
     assert.equal(sent, 3 * 400000, 'bytes exact despite loss');
-    assert.ok(records.some((r) => r.kind === 'interim'), 'connections longer than the 200 ms interval reported while open');
   } finally {
     await cleanup.run();
   }
   assert.deepEqual(await waitForNoLeftovers(before), []);
 });
 
-test('SRTT of a live connection is consistent with ss -ti', async (t) => {
+test('a long-lived connection reports interim records; its SRTT is consistent with ss -ti', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();
   const cleanup = new Cleanup();
