@@ -53,7 +53,13 @@ export function agentCommand(): Command {
     process.on('SIGHUP', () => agent.reload('SIGHUP'));
 
     await agent.start();
-    await startAddons(agent, log);
+    try {
+      await startAddons(agent, log);
+    } catch (err) {
+      // e.g. the metrics port is taken: do not leave a half-started agent running.
+      await agent.stop();
+      throw err;
+    }
     log.info('agent running', { pid: process.pid, metrics: `${settings.metricsAddress.host}:${settings.metricsAddress.port}`, api: settings.apiSocket });
   });
 }
