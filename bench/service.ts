@@ -1,0 +1,862 @@
+/**
+ * bench service: HTTP requests/s and latency through a service VIP with the
+ * agent's full telemetry on, side by side with what a VIP costs otherwise.
+ *
+ * Variants, interleaved in every round (order rotated), each in both modes -
+ * short connections (`Connection: close`: one TCP connection per request)
+ * and keep-alive - with wrk -t1 -c32 against nginx (1 worker, small static
+ * body, its own prefix and config):
+ *
+ *   direct        wrk -> nginx, no programs, no NAT: the baseline
+ *   mesh          wrk -> VIP 127.77.0.10:80, rewritten at connect() by the
+ *                 real Agent (src/agent/agent.ts) attached to a cgroup holding
+ *                 wrk and nginx; every connection's records (client and server
+ *                 side) go through the ring buffer into the agent's JS
+ *                 (decodeRecord + Aggregator) during the run
+ *   iptables      wrk -> VIP, DNAT by kube-proxy-style rules (OUTPUT ->
+ *                 KUBE-SERVICES -> KUBE-SVC -> KUBE-SEP -> DNAT), loaded with
+ *                 iptables-restore of the backend `iptables` uses here (nft on
+ *                 Debian 12; --iptables legacy for the other)
+ *   iptables_10k  the same rule behind 10 000 unrelated service rules
+ *   haproxy       wrk -> HAProxy (TCP mode, 1 thread) -> nginx
+ *
+ * With --breakdown, short-connection runs of four more variants say where
+ * the mesh's cost goes, each adding one thing (the same mesh object, each on
+ * a cgroup and nginx of its own, no agent):
+ *   connect4_only      the mesh's connect4 alone (rewrite, verdict counter,
+ *                      socket storage for the VIP): sockops detached, no records
+ *   sockops_norec      all programs, a 4 KiB ring nobody reads: every record
+ *                      fails at reserve (callbacks and socket storage only)
+ *   mesh_paused_nortt  records written to a ring nobody reads during the
+ *                      runs, track_rtt=0 (no sockops call per RTT sample)
+ *   mesh_paused        the same with RTT callbacks: the kernel side of mesh
+ *
+ * Isolation: everything runs in network namespaces the bench creates (lo
+ * only, no route out). NAT turns conntrack on for all traffic of a
+ * namespace, so each iptables variant has a namespace (and nginx) of its own;
+ * direct, mesh and haproxy share one without NAT. Programs attach only to a
+ * cgroup the bench creates under the cgroup v2 root. Before every run:
+ * TIME_WAIT sockets of that namespace are destroyed (ss -K) and its conntrack
+ * table is flushed, so no run inherits another's state. Everything (netns,
+ * cgroups, pins, processes, temp files) is removed at exit, also on failure
+ * or signal.
+ *
+ * stdout: tables of medians and ratios; last line one JSON object.
+ * stderr: progress. Options: see USAGE.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Agent } from '../src/agent/agent';
+import { createLogger } from '../src/agent/log';
+import { MeshCounter } from '../src/bpf/layouts/mesh';
+import { defaultSettings } from '../src/config/settings';
+import type { AgentSettings } from '../src/config/model';
+import { parseAddr } from '../src/dataplane/addr';
+import { BpfObjectSpec, Link, native, objectPath } from '../src/bpf';
+import type { BpfMap } from '../src/bpf';
+import { Dataplane, MESH_HOOKS } from '../src/dataplane/dataplane';
+import { desiredState, ServicePortSpec } from '../src/dataplane/desired';
+import { applyDesired } from '../src/dataplane/writer';
+import { cgroup2Root, ScratchCgroup } from '../src/platform/cgroup';
+import { DEFAULT_BPFFS, ensureBpffs } from '../src/platform/bpffs';
+import { median, printTable, ratio, si, sig, summarize } from './lib/stats';
+import { cleanupOnExit, MissingToolsError, Netns, Proc, requireTools, scratchCgroup, sleep, spawnIn, Tool, Undo, until, waitListening, which } from './lib/sandbox';
+import { errorCount, runWrk, WrkResult } from './lib/wrk';
+
+// ---------------------------------------------------------------- options
+
+const USAGE = `usage: npm run bench -- service [--rounds N] [--seconds S] [--warmup S] [--connections N]
+       [--iptables nft|legacy] [--breakdown] [--rules N]
+  --rounds N       interleaved rounds (default 5; medians are over rounds)
+  --seconds S      seconds per wrk run (default 5)
+  --warmup S       seconds of one unmeasured run per variant and mode first (default 1; 0: none)
+  --connections N  wrk connections (default 32; one wrk thread)
+  --iptables B     iptables backend for the DNAT variants (default: what \`iptables\` is here)
+  --rules N        unrelated service rules in front of ours for iptables_10k (default 10000)
+  --only A,B       run only these variants (diagnostics; ratios that need the others print as -/null)
+  --modes M,N      short, keepalive or both (default both)
+  --breakdown      also run connect4_only, sockops_norec, mesh_paused_nortt and mesh_paused (short
+                   connections) to show where the mesh's cost goes (about 2 min more at the defaults)`;
+
+class UsageError extends Error {}
+
+interface Options {
+  rounds: number;
+  seconds: number;
+  warmup: number;
+  connections: number;
+  iptables: 'nft' | 'legacy';
+  rules: number;
+  breakdown: boolean;
+  only: string[] | undefined;
+  modes: Mode[];
+}
+
+function defaultIptablesBackend(): 'nft' | 'legacy' {
+  const r = spawnSync('iptables', ['-V'], { encoding: 'utf8' });
+  return /legacy/.test(r.stdout ?? '') ? 'legacy' : 'nft';
+}
+
+function readArgs(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: {
+        rounds: { type: 'string', default: '5' },
+        seconds: { type: 'string', default: '5' },
+        warmup: { type: 'string', default: '1' },
+        connections: { type: 'string', default: '32' },
+        iptables: { type: 'string' },
+        rules: { type: 'string', default: '10000' },
+        breakdown: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        modes: { type: 'string', default: 'short,keepalive' },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${USAGE}`); // unknown option, missing value
+  }
+}
+
+function parseOptions(argv: string[]): Options {
+  const values = readArgs(argv);
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const num = (name: string, v: string | undefined, lo: number, hi: number, integer = true): number => {
+    const n = Number(v);
+    if (v === undefined || v.trim() === '' || !Number.isFinite(n) || n < lo || n > hi || (integer && !Number.isInteger(n))) {
+      throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} in [${lo}, ${hi}], got ${v}\n${USAGE}`);
+    }
+    return n;
+  };
+  const backend = values.iptables ?? (which('iptables') ? defaultIptablesBackend() : 'nft');
+  if (backend !== 'nft' && backend !== 'legacy') throw new UsageError(`--iptables must be nft or legacy, got ${backend}\n${USAGE}`);
+  const list = (v: string | undefined): string[] => (v ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const known: readonly string[] = [...MAIN_VARIANTS, ...BREAKDOWN_VARIANTS];
+  const only = values.only === undefined ? undefined : list(values.only);
+  for (const n of only ?? []) if (!known.includes(n)) throw new UsageError(`--only: unknown variant ${n} (known: ${known.join(', ')})\n${USAGE}`);
+  const modes = list(values.modes);
+  if (modes.length === 0 || modes.some((m) => !MODES.includes(m as Mode))) throw new UsageError(`--modes must list short and/or keepalive, got ${values.modes}\n${USAGE}`);
+  return {
+    only,
+    modes: MODES.filter((m) => modes.includes(m)),
+    rounds: num('rounds', values.rounds, 1, 100),
+    // wrk takes whole seconds
+    seconds: num('seconds', values.seconds, 1, 600),
+    warmup: num('warmup', values.warmup, 0, 60),
+    connections: num('connections', values.connections, 1, 10_000),
+    iptables: backend,
+    rules: num('rules', values.rules, 1, 200_000),
+    breakdown: (values.breakdown ?? false) || (only ?? []).some((n) => (BREAKDOWN_VARIANTS as readonly string[]).includes(n)),
+  };
+}
+
+// ---------------------------------------------------------------- constants
+
+const TAG = '[service]';
+function progress(msg: string): void {
+  process.stderr.write(`${TAG} ${msg}\n`);
+}
+
+const TOOLS: readonly Tool[] = [
+  { bin: 'nginx', apt: 'nginx' },
+  { bin: 'wrk', apt: 'wrk' },
+  { bin: 'haproxy', apt: 'haproxy' },
+  { bin: 'iptables-restore', apt: 'iptables' },
+  { bin: 'conntrack', apt: 'conntrack' },
+  { bin: 'ip', apt: 'iproute2' },
+  { bin: 'ss', apt: 'iproute2' },
+];
+
+const VIP = '127.77.0.10';
+const VIP_PORT = 80;
+const BACKEND_PORT = 8080;
+/** nginx behind direct and haproxy */
+const PLAIN_ADDR = '127.0.0.11';
+/** nginx behind the mesh VIP (and, in their own namespaces, behind the DNAT rules) */
+const MESH_BACKEND = '127.0.0.21';
+const HAPROXY_ADDR = '127.0.0.31';
+/** HAProxy's source address towards nginx: its connections never share a 4-tuple with direct's */
+const HAPROXY_SOURCE = '127.0.0.32';
+/** The breakdown variants, in the order each adds one thing; one nginx each. */
+const BREAKDOWN_VARIANTS = ['connect4_only', 'sockops_norec', 'mesh_paused_nortt', 'mesh_paused'] as const;
+type BreakdownVariant = (typeof BREAKDOWN_VARIANTS)[number];
+const PAUSED_RING = 256 * 1024 * 1024;
+const BREAKDOWN: Record<BreakdownVariant, { backend: string; what: string }> = {
+  connect4_only: { backend: '127.0.0.41', what: 'mesh programs with sockops detached: connect4 alone (rewrite, verdict counter, socket storage), no records' },
+  sockops_norec: { backend: '127.0.0.42', what: 'all mesh programs, a 4 KiB ring nobody reads: full, so every record fails at reserve (callbacks and socket storage, no record written)' },
+  mesh_paused_nortt: { backend: '127.0.0.43', what: `as mesh_paused, loaded with track_rtt=0: no sockops call per RTT sample` },
+  mesh_paused: { backend: '127.0.0.44', what: `all mesh programs, records into a ${PAUSED_RING >> 20} MiB ring nobody reads during the runs: the kernel side of the telemetry` },
+};
+const BODY = 'sockmesh bench: a small static body of sixty-four bytes........\n';
+
+type Mode = 'short' | 'keepalive';
+const MODES: readonly Mode[] = ['short', 'keepalive'];
+const MAIN_VARIANTS = ['direct', 'mesh', 'iptables', 'iptables_10k', 'haproxy'] as const;
+type MainVariant = (typeof MAIN_VARIANTS)[number];
+type VariantName = MainVariant | BreakdownVariant;
+
+// ---------------------------------------------------------------- servers
+
+function nginxConf(dir: string, name: string, addr: string, port: number): string {
+  const t = (x: string): string => path.join(dir, `${name}-${x}`);
+  return `# written by bench/service.ts
+daemon off;
+master_process on;
+worker_processes 1;
+pid ${t('nginx.pid')};
+error_log ${t('error.log')} warn;
+events {
+    worker_connections 16384;
+    accept_mutex off;
+}
+http {
+    access_log off;
+    default_type text/plain;
+    keepalive_timeout 120s;
+    keepalive_requests 100000000;
+    client_body_temp_path ${t('client_body')};
+    proxy_temp_path ${t('proxy')};
+    fastcgi_temp_path ${t('fastcgi')};
+    uwsgi_temp_path ${t('uwsgi')};
+    scgi_temp_path ${t('scgi')};
+    server {
+        listen ${addr}:${port} backlog=4096;
+        location / {
+            return 200 "${BODY.replace(/\n/g, '\\n')}";
+        }
+    }
+}
+`;
+}
+
+async function startNginx(name: string, ns: Netns, cg: ScratchCgroup, addr: string, dir: string, undo: Undo): Promise<Proc> {
+  const conf = path.join(dir, `${name}.conf`);
+  fs.writeFileSync(conf, nginxConf(dir, name, addr, BACKEND_PORT));
+  const errLog = path.join(dir, `${name}-error.log`);
+  const p = spawnIn(name, cg, ns, ['nginx', '-p', dir, '-c', conf, '-e', errLog], undo);
+  servers.push(p);
+  await waitListening(p, ns, addr, BACKEND_PORT, 5000, () => (fs.existsSync(errLog) ? fs.readFileSync(errLog, 'utf8') : ''));
+  return p;
+}
+
+async function startHaproxy(ns: Netns, cg: ScratchCgroup, dir: string, undo: Undo): Promise<Proc> {
+  const conf = path.join(dir, 'haproxy.cfg');
+  fs.writeFileSync(conf, `# written by bench/service.ts: TCP mode, one thread (nginx has one worker too)
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 120s
+    timeout server 120s
+frontend web
+    bind ${HAPROXY_ADDR}:${BACKEND_PORT}
+    default_backend nginx
+backend nginx
+    server plain ${PLAIN_ADDR}:${BACKEND_PORT} source ${HAPROXY_SOURCE}
+`);
+  const p = spawnIn('haproxy', cg, ns, ['haproxy', '-db', '-f', conf], undo);
+  servers.push(p);
+  await waitListening(p, ns, HAPROXY_ADDR, BACKEND_PORT);
+  return p;
+}
+
+/**
+ * kube-proxy's iptables mode for one service, as iptables-restore input:
+ * OUTPUT -> KUBE-SERVICES -> (`unrelated` other services' rules first) ->
+ * KUBE-SVC-BENCH -> KUBE-SEP-BENCH -> DNAT to the backend.
+ */
+function kubeProxyRules(unrelated: number): string {
+  const lines = ['*nat', ':KUBE-SERVICES - [0:0]', ':KUBE-SVC-BENCH - [0:0]', ':KUBE-SEP-BENCH - [0:0]'];
+  const id = (i: number): string => String(i).padStart(6, '0');
+  for (let i = 0; i < unrelated; i++) lines.push(`:KUBE-SVC-U${id(i)} - [0:0]`, `:KUBE-SEP-U${id(i)} - [0:0]`);
+  lines.push('-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES');
+  for (let i = 0; i < unrelated; i++) {
+    // Unrelated VIPs in 127.96.0.0/12 - 127/8 like ours, never connected to.
+    const a = `127.${96 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+    lines.push(
+      `-A KUBE-SERVICES -d ${a}/32 -p tcp -m comment --comment "bench/unrelated-${i}:http cluster IP" -m tcp --dport ${VIP_PORT} -j KUBE-SVC-U${id(i)}`,
+      `-A KUBE-SVC-U${id(i)} -m comment --comment "bench/unrelated-${i}:http -> 127.0.0.99:${BACKEND_PORT}" -j KUBE-SEP-U${id(i)}`,
+      `-A KUBE-SEP-U${id(i)} -p tcp -m comment --comment "bench/unrelated-${i}:http" -m tcp -j DNAT --to-destination 127.0.0.99:${BACKEND_PORT}`,
+    );
+  }
+  lines.push(
+    `-A KUBE-SERVICES -d ${VIP}/32 -p tcp -m comment --comment "bench/web:http cluster IP" -m tcp --dport ${VIP_PORT} -j KUBE-SVC-BENCH`,
+    `-A KUBE-SVC-BENCH -m comment --comment "bench/web:http -> ${MESH_BACKEND}:${BACKEND_PORT}" -j KUBE-SEP-BENCH`,
+    `-A KUBE-SEP-BENCH -p tcp -m comment --comment "bench/web:http" -m tcp -j DNAT --to-destination ${MESH_BACKEND}:${BACKEND_PORT}`,
+    'COMMIT', '');
+  return lines.join('\n');
+}
+
+function loadRules(ns: Netns, backend: 'nft' | 'legacy', unrelated: number): number {
+  ns.exec([`iptables-${backend}-restore`], kubeProxyRules(unrelated));
+  const n = ns.exec([`iptables-${backend}`, '-t', 'nat', '-S', 'KUBE-SERVICES']).split('\n').filter((l) => l.startsWith('-A')).length;
+  if (n !== unrelated + 1) throw new Error(`netns ${ns.name}: KUBE-SERVICES has ${n} rules, expected ${unrelated + 1}`);
+  return n;
+}
+
+// ---------------------------------------------------------------- mesh
+
+function meshFile(cgroupRoot: string): string {
+  return `# written by bench/service.ts
+apiVersion: sockmesh.io/v1alpha1
+kind: Mesh
+network:
+  vipCIDRs: [127.77.0.0/16]
+services:
+  - name: web
+    namespace: bench
+    vips: [${VIP}]
+    ports:
+      - { name: http, port: ${VIP_PORT}, protocol: TCP, targetPort: ${BACKEND_PORT} }
+    backends:
+      - { address: ${MESH_BACKEND}, labels: { app: web } }
+workloads:
+  - { name: wrk, namespace: bench, labels: { app: wrk }, cgroup: ${cgroupRoot}/client }
+  - { name: web, namespace: bench, labels: { app: web }, cgroup: ${cgroupRoot}/server }
+`;
+}
+
+function servicePortSpec(backend: string): ServicePortSpec {
+  return {
+    service: 'bench/web',
+    portName: 'http',
+    frontends: [{ vip: parseAddr(VIP), port: VIP_PORT, protocol: 'TCP' }],
+    backends: [{ addr: parseAddr(backend), port: BACKEND_PORT, weight: 1, labels: {} }],
+  };
+}
+
+/** Sum over CPUs of one of the mesh's per-CPU `counters`. */
+function sumCounter(counters: BpfMap, idx: number): number {
+  const key = Buffer.alloc(4);
+  key.writeUInt32LE(idx);
+  return (counters.lookupPerCpu(key) ?? []).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0);
+}
+
+/** VIP connects rewritten to a backend, from the kernel's per-service verdict counters. */
+function rewritten(dp: Dataplane): number {
+  let n = 0;
+  for (const { key, value } of dp.maps.svc_verdicts.entries()) {
+    if (key.readUInt32LE(4) !== 0) continue; // verdict 0: rewritten
+    for (let off = 0; off + 8 <= value.length; off += 8) n += Number(value.readBigUInt64LE(off));
+  }
+  return n;
+}
+
+/**
+ * The mesh programs on a breakdown variant's cgroup, serving the VIP with its
+ * own backend, no agent. Dataplane.open where its options suffice; the object
+ * loaded directly (unpinned links, closed by the undo step or at exit) for
+ * track_rtt=0, which the Dataplane does not expose.
+ */
+interface Probe {
+  name: BreakdownVariant;
+  /** records the kernel put in the ring, and could not */
+  counters(): { emitted: number; dropped: number };
+}
+
+function loadProbe(name: BreakdownVariant, cgroupPath: string, pinName: string, reportIntervalMs: number): Probe {
+  const desired = desiredState([servicePortSpec(BREAKDOWN[name].backend)]);
+  const countersOf = (m: BpfMap) => (): { emitted: number; dropped: number } =>
+    ({ emitted: sumCounter(m, MeshCounter.EVENTS), dropped: sumCounter(m, MeshCounter.EVENTS_DROPPED) });
+  if (name === 'mesh_paused_nortt') {
+    const N = native();
+    const coll = BpfObjectSpec.open(objectPath('mesh')).setConstants({
+      report_interval_ns: BigInt(reportIntervalMs) * 1_000_000n,
+      rb_flags: BigInt(N.constants.ringbufFlag.NO_WAKEUP),
+      track_rtt: 0,
+    }).setMaxEntries('events', PAUSED_RING).load();
+    const links: Link[] = [];
+    undo.add(`${name} programs`, () => {
+      for (const l of links) l.close(); // unpinned: closing detaches
+      coll.close();
+    });
+    for (const [prog, , type] of MESH_HOOKS) links.push(coll.program(prog).attachCgroup(cgroupPath, N.constants.attachType[type]));
+    applyDesired({ services: coll.map('services'), slots: coll.map('slots') }, desired);
+    return { name, counters: countersOf(coll.map('counters')) };
+  }
+  const bpffsDir = path.join(DEFAULT_BPFFS, pinName);
+  undo.add(`${name} pins ${bpffsDir}`, () => {
+    if (Dataplane.pinned(bpffsDir)) Dataplane.uninstallPinned(bpffsDir);
+    fs.rmSync(bpffsDir, { recursive: true, force: true });
+  });
+  const dp = Dataplane.open({ bpffsDir, cgroupPath, reportIntervalMs, ringBytes: name === 'sockops_norec' ? 4096 : PAUSED_RING });
+  undo.add(`${name} dataplane`, () => dp.close());
+  applyDesired(dp.maps, desired);
+  if (name === 'connect4_only') dp.links.get('sockops')?.detach();
+  return { name, counters: countersOf(dp.maps.counters) };
+}
+
+/** Telemetry counted over the measured mesh runs. */
+interface Telemetry {
+  /** records decoded and aggregated by the agent */
+  records: number;
+  /** records the kernel put in the ring */
+  emitted: number;
+  /** records the kernel could not put in the ring */
+  dropped: number;
+  /** connects through the VIP (= client connections) */
+  connections: number;
+  /** CPU time of this process (the agent's JS and its ring reader thread), ns */
+  cpuNs: number;
+  /** wall time of those runs, ns */
+  wallNs: number;
+}
+
+// ---------------------------------------------------------------- runs
+
+interface Variant {
+  name: VariantName;
+  what: string;
+  ns: Netns;
+  cg: ScratchCgroup;
+  url: string;
+  modes: readonly Mode[];
+  /** flushes state a run could leave behind for the next one (conntrack) */
+  conntrack: boolean;
+}
+
+interface Run {
+  variant: VariantName;
+  mode: Mode;
+  round: number;
+  wrk: WrkResult;
+  /** this process's CPU during the run, ns */
+  cpuNs: number;
+  wallNs: number;
+  /** mesh only: records and connections of this run */
+  records?: number;
+  connections?: number;
+}
+
+function cpuNs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+}
+
+/** Removes what earlier runs left in a namespace: TIME_WAIT sockets and conntrack entries. */
+function resetNetns(v: Pick<Variant, 'ns' | 'conntrack'>): void {
+  // ss -K destroys the sockets it lists (the kernel needs INET_DIAG_DESTROY;
+  // the check after the warm-up says whether it works here).
+  spawnSync('ip', ['netns', 'exec', v.ns.name, 'ss', '-H', '-K', '-t', 'state', 'time-wait'], { stdio: 'ignore' });
+  if (v.conntrack) spawnSync('ip', ['netns', 'exec', v.ns.name, 'conntrack', '-F'], { stdio: 'ignore' });
+}
+
+/** `git describe --always --dirty` of the tree being measured, if it is a git checkout. */
+function revision(): string | undefined {
+  const r = spawnSync('git', ['describe', '--always', '--dirty'], { cwd: path.join(__dirname, '..', '..'), encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+function timeWaitCount(ns: Netns): number {
+  return ns.exec(['ss', '-H', '-t', '-n', 'state', 'time-wait']).split('\n').filter(Boolean).length;
+}
+
+// ---------------------------------------------------------------- main
+
+/** Everything made, undone newest first at the end, on failure, on signals and at exit. */
+const undo = new Undo(progress);
+/** The running agent: stopped (its ring reader thread joined) before the undo steps run. */
+let agent: Agent | undefined;
+
+/** nginx and HAProxy: stopped gracefully first, so nginx's master reaps its worker. */
+const servers: Proc[] = [];
+
+async function stopAgent(): Promise<void> {
+  const a = agent;
+  agent = undefined;
+  await a?.stop();
+}
+
+async function stopServers(): Promise<void> {
+  await Promise.all(servers.splice(0).map(async (p) => {
+    p.kill('SIGTERM');
+    await Promise.race([p.wait(), sleep(2000)]);
+  }));
+}
+
+async function stopAll(): Promise<void> {
+  const errors: string[] = [];
+  await stopAgent().catch((err: unknown) => errors.push(`stopping the agent: ${(err as Error).message}`));
+  await stopServers().catch((err: unknown) => errors.push(`stopping servers: ${(err as Error).message}`));
+  if (errors.length) throw new Error(errors.join('; '));
+}
+
+async function main(): Promise<number> {
+  const opts = parseOptions(process.argv.slice(2));
+  const started = performance.now();
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new UsageError('run as root: the bench creates network namespaces and cgroups and loads BPF programs');
+  }
+  requireTools(opts.iptables === 'legacy'
+    ? [...TOOLS, { bin: 'iptables-legacy-restore', apt: 'iptables' }]
+    : [...TOOLS, { bin: 'iptables-nft-restore', apt: 'iptables' }]);
+  const cgRoot = cgroup2Root();
+  if (!cgRoot) throw new Error('no cgroup v2 mount in /proc/self/mounts: the mesh needs cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup)');
+  ensureBpffs(DEFAULT_BPFFS);
+
+  cleanupOnExit(undo, progress, stopAll);
+
+  const id = `${process.pid}`;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockmesh-bench-service-'));
+  undo.add(`temp dir ${dir}`, () => fs.rmSync(dir, { recursive: true, force: true }));
+
+  // ---- cgroups: <root>/sockmesh-bench-<pid>/{plain, mesh/{client,server}, <breakdown>/{client,server}}
+  const topName = `sockmesh-bench-${id}`;
+  const top = scratchCgroup(topName, cgRoot, undo);
+  const plain = scratchCgroup('plain', top.path, undo);
+  const meshCg = scratchCgroup('mesh', top.path, undo);
+  const meshClient = scratchCgroup('client', meshCg.path, undo);
+  const meshServer = scratchCgroup('server', meshCg.path, undo);
+
+  // ---- namespaces
+  const nsMain = Netns.create(`smb-${id}-main`, undo);
+  const nsIpt = Netns.create(`smb-${id}-ipt`, undo);
+  const nsIpt10k = Netns.create(`smb-${id}-ipt10k`, undo);
+  for (const ns of [nsMain, nsIpt, nsIpt10k]) {
+    ns.sysctl('net.ipv4.tcp_tw_reuse', 1);
+    ns.sysctl('net.core.somaxconn', 4096);
+  }
+  progress(`namespaces ${nsMain.name} (direct, mesh, haproxy), ${nsIpt.name} (iptables), ${nsIpt10k.name} (iptables_10k); cgroups under ${top.path}`);
+
+  // ---- iptables, inside their namespaces only
+  loadRules(nsIpt, opts.iptables, 0);
+  const t0 = performance.now();
+  loadRules(nsIpt10k, opts.iptables, opts.rules);
+  progress(`iptables-${opts.iptables}: DNAT ${VIP}:${VIP_PORT} -> ${MESH_BACKEND}:${BACKEND_PORT} alone in ${nsIpt.name}, ` +
+    `behind ${opts.rules} unrelated service rules in ${nsIpt10k.name} (loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+
+  // ---- servers
+  await startNginx('nginx-plain', nsMain, plain, PLAIN_ADDR, dir, undo);
+  await startNginx('nginx-mesh', nsMain, meshServer, MESH_BACKEND, dir, undo);
+  await startHaproxy(nsMain, plain, dir, undo);
+  await startNginx('nginx-iptables', nsIpt, plain, MESH_BACKEND, dir, undo);
+  await startNginx('nginx-iptables-10k', nsIpt10k, plain, MESH_BACKEND, dir, undo);
+
+  // ---- the agent
+  const meshRel = path.relative(cgRoot, meshCg.path);
+  const meshPath = path.join(dir, 'mesh.yaml');
+  fs.writeFileSync(meshPath, meshFile(meshRel));
+  const bpffsDir = path.join(DEFAULT_BPFFS, `sockmesh-bench-${id}`);
+  undo.add(`pins ${bpffsDir}`, () => {
+    if (Dataplane.pinned(bpffsDir)) Dataplane.uninstallPinned(bpffsDir);
+    fs.rmSync(bpffsDir, { recursive: true, force: true });
+  });
+  const settings: AgentSettings = {
+    ...defaultSettings(`bench-${id}`),
+    bpffsDir,
+    cgroupRoot: meshRel,
+    apiSocket: path.join(dir, 'agent.sock'),
+    logLevel: 'warn',
+  };
+  agent = new Agent({ settings, meshFile: meshPath, log: createLogger('warn', { component: 'agent' }), watch: false });
+  await agent.start();
+  const theAgent = agent;
+  const dp = theAgent.dataplane;
+  progress(`measuring ${revision() ?? 'a tree outside git'}`);
+  progress(`agent: programs on ${meshCg.path}, pins ${bpffsDir}, report interval ${settings.reportIntervalMs} ms; ` +
+    `VIP ${VIP}:${VIP_PORT} -> ${MESH_BACKEND}:${BACKEND_PORT}`);
+
+  // ---- variants
+  const variants: Variant[] = [
+    { name: 'direct', what: `wrk -> nginx ${PLAIN_ADDR}:${BACKEND_PORT}, no programs, no NAT`, ns: nsMain, cg: plain, url: `http://${PLAIN_ADDR}:${BACKEND_PORT}/`, modes: MODES, conntrack: false },
+    { name: 'mesh', what: `wrk -> VIP ${VIP}:${VIP_PORT}, connect4 rewrite + sockops telemetry, agent consuming`, ns: nsMain, cg: meshClient, url: `http://${VIP}:${VIP_PORT}/`, modes: MODES, conntrack: false },
+    { name: 'iptables', what: 'wrk -> VIP, kube-proxy-style DNAT', ns: nsIpt, cg: plain, url: `http://${VIP}:${VIP_PORT}/`, modes: MODES, conntrack: true },
+    { name: 'iptables_10k', what: `wrk -> VIP, DNAT behind ${opts.rules} unrelated service rules`, ns: nsIpt10k, cg: plain, url: `http://${VIP}:${VIP_PORT}/`, modes: MODES, conntrack: true },
+    { name: 'haproxy', what: `wrk -> HAProxy ${HAPROXY_ADDR}:${BACKEND_PORT} (TCP mode, 1 thread) -> nginx ${PLAIN_ADDR}`, ns: nsMain, cg: plain, url: `http://${HAPROXY_ADDR}:${BACKEND_PORT}/`, modes: MODES, conntrack: false },
+  ];
+
+  // ---- breakdown: the same programs on cgroups of their own, without the agent
+  const probes: Probe[] = [];
+  if (opts.breakdown) {
+    for (const name of BREAKDOWN_VARIANTS) {
+      const b = BREAKDOWN[name];
+      const cg = scratchCgroup(name.replace(/_/g, '-'), top.path, undo);
+      const client = scratchCgroup('client', cg.path, undo);
+      const server = scratchCgroup('server', cg.path, undo);
+      const probe = loadProbe(name, cg.path, `sockmesh-bench-${id}-${name}`, settings.reportIntervalMs);
+      probes.push(probe);
+      await startNginx(`nginx-${name}`, nsMain, server, b.backend, dir, undo);
+      // Short connections only, unless named in --only: the telemetry's cost is per connection.
+      const modes: readonly Mode[] = opts.only?.includes(name) ? MODES : ['short'];
+      variants.push({ name, what: b.what, ns: nsMain, cg: client, url: `http://${VIP}:${VIP_PORT}/`, modes, conntrack: false });
+    }
+    progress(`breakdown: ${probes.map((p) => p.name).join(', ')}, each with its own cgroup and nginx`);
+  }
+
+  // ---- what runs: --only and --modes narrow it down (for diagnostics)
+  const selected = variants.filter((v) => !opts.only || opts.only.includes(v.name))
+    .map((v) => ({ ...v, modes: v.modes.filter((m) => opts.modes.includes(m)) }))
+    .filter((v) => v.modes.length > 0);
+  variants.splice(0, variants.length, ...selected);
+  if (variants.length === 0) throw new UsageError('--only/--modes leave nothing to run');
+
+  // ---- runs
+  const telemetry: Telemetry = { records: 0, emitted: 0, dropped: 0, connections: 0, cpuNs: 0, wallNs: 0 };
+  const decodeErrorsAtStart = theAgent.status().ringbuf.decodeErrors;
+  const runs: Run[] = [];
+
+  const runOne = async (v: Variant, mode: Mode, seconds: number, round: number): Promise<Run> => {
+    resetNetns(v);
+    if (typeof global.gc === 'function') global.gc();
+    await sleep(200);
+    const mesh = v.name === 'mesh';
+    const rec0 = theAgent.aggregator.records;
+    const emit0 = sumCounter(dp.maps.counters, MeshCounter.EVENTS);
+    const drop0 = sumCounter(dp.maps.counters, MeshCounter.EVENTS_DROPPED);
+    const conn0 = mesh ? rewritten(dp) : 0;
+    const c0 = cpuNs();
+    const w0 = process.hrtime.bigint();
+    const wrk = await runWrk({ url: v.url, seconds, connections: opts.connections, threads: 1, close: mode === 'short' }, v.cg, v.ns, dir, undo);
+    const run: Run = { variant: v.name, mode, round, wrk, cpuNs: cpuNs() - c0, wallNs: Number(process.hrtime.bigint() - w0) };
+    if (mesh) {
+      // The last connections close as wrk exits: wait until the agent has every record the kernel emitted.
+      await until(() => theAgent.aggregator.records - rec0 >= sumCounter(dp.maps.counters, MeshCounter.EVENTS) - emit0, 3000, 10);
+      await sleep(50);
+      run.records = theAgent.aggregator.records - rec0;
+      run.connections = rewritten(dp) - conn0;
+      if (round >= 0) {
+        telemetry.records += run.records;
+        telemetry.emitted += sumCounter(dp.maps.counters, MeshCounter.EVENTS) - emit0;
+        telemetry.dropped += sumCounter(dp.maps.counters, MeshCounter.EVENTS_DROPPED) - drop0;
+        telemetry.connections += run.connections;
+        telemetry.cpuNs += run.cpuNs;
+        telemetry.wallNs += run.wallNs;
+      }
+    }
+    return run;
+  };
+
+  const describeRun = (r: Run): string => {
+    const errs = errorCount(r.wrk);
+    const tele = r.records !== undefined ? `, ${r.records} records / ${r.connections} connections` : '';
+    return `${r.variant} ${si(r.wrk.rps)}/s p99 ${(r.wrk.p99Us / 1000).toFixed(2)}ms${errs ? ` ERRORS ${errs}` : ''}${tele}`;
+  };
+
+  if (opts.warmup > 0) {
+    for (const mode of opts.modes) {
+      const line: string[] = [];
+      for (const v of variants.filter((x) => x.modes.includes(mode))) {
+        const r = await runOne(v, mode, opts.warmup, -1);
+        if (r.wrk.requests === 0 || errorCount(r.wrk) > 0) {
+          throw new Error(`warm-up ${v.name} ${mode}: ${r.wrk.requests} requests, errors ${JSON.stringify(r.wrk.errors)}: is ${v.url} reachable?`);
+        }
+        line.push(describeRun(r));
+      }
+      progress(`warm-up ${mode} (${opts.warmup}s, not counted): ${line.join('; ')}`);
+      if (mode === 'short') {
+        const ns = variants.filter((v) => v.modes.includes('short')).pop()?.ns ?? nsMain; // the namespace of the last run
+        const before = timeWaitCount(ns);
+        resetNetns({ ns, conntrack: false });
+        const after = timeWaitCount(ns);
+        progress(`TIME_WAIT sockets in ${ns.name}: ${before} after a run, ${after} after ss -K` +
+          `${after > 0 ? ' (this kernel cannot destroy them: runs rely on tcp_tw_reuse and distinct server addresses per variant)' : ''}`);
+      }
+    }
+  }
+  if (variants.some((v) => v.name === 'mesh') && rewritten(dp) === 0 && opts.warmup > 0) {
+    throw new Error('the mesh rewrote no connect: the VIP reached nothing through the agent');
+  }
+
+  const perRound = variants.reduce((a, v) => a + v.modes.length, 0);
+  progress(`${opts.rounds} rounds x ${perRound} runs x ${opts.seconds}s (wrk -t1 -c${opts.connections}); ` +
+    `estimated ${Math.ceil((opts.rounds * perRound * (opts.seconds + 0.7)) / 60)} min`);
+  for (let round = 0; round < opts.rounds; round++) {
+    const modes = round % 2 === 0 ? opts.modes : [...opts.modes].reverse();
+    for (const mode of modes) {
+      const vs = variants.filter((x) => x.modes.includes(mode));
+      const order = vs.map((_, i) => vs[(i + round) % vs.length] as Variant);
+      const line: string[] = [];
+      for (const v of order) {
+        const r = await runOne(v, mode, opts.seconds, round);
+        runs.push(r);
+        line.push(describeRun(r));
+      }
+      progress(`round ${round + 1}/${opts.rounds} ${mode}: ${line.join('; ')}`);
+    }
+  }
+
+  // ---- checks after the runs
+  const twLeft = timeWaitCount(nsMain);
+  const ctMain = nsMain.readSysctl('net.netfilter.nf_conntrack_count');
+  const ctIpt = nsIpt.readSysctl('net.netfilter.nf_conntrack_count');
+  const decodeErrors = theAgent.status().ringbuf.decodeErrors - decodeErrorsAtStart;
+  const edges = theAgent.edges().filter((e) => e.labels.service !== '');
+  progress(`after the runs: ${twLeft} TIME_WAIT sockets in ${nsMain.name} (destroyed before every run); conntrack entries: ` +
+    `${ctMain ?? 'n/a'} in ${nsMain.name} (no NAT there: conntrack never on), ${ctIpt ?? 'n/a'} in ${nsIpt.name}`);
+  for (const e of edges) {
+    progress(`agent edge ${e.labels.side} ${e.labels.workload} -> ${e.labels.service} -> ${e.labels.backend}: ` +
+      `opened ${e.opened}, closed ${e.closed}, failed ${e.failed}, bytes sent ${si(e.bytesSent)}, received ${si(e.bytesReceived)}`);
+  }
+  for (const p of probes) {
+    const c = p.counters();
+    progress(`${p.name}: ${c.emitted} records into its ring, ${c.dropped} dropped (nobody reads it)`);
+  }
+
+  // ---- report
+  await theAgent.uninstall();
+  agent = undefined;
+
+  const out = process.stdout;
+  const of = (v: VariantName, m: Mode): Run[] => runs.filter((r) => r.variant === v && r.mode === m);
+  const med = (v: VariantName, m: Mode, f: (r: Run) => number): number => median(of(v, m).map(f));
+  const rps = (v: VariantName, m: Mode): number => med(v, m, (r) => r.wrk.rps);
+  /** Median over rounds of (v / base) within each round: the paired ratio. */
+  const paired = (v: VariantName, base: VariantName, m: Mode): number => {
+    const xs: number[] = [];
+    for (let round = 0; round < opts.rounds; round++) {
+      const a = runs.find((r) => r.variant === v && r.mode === m && r.round === round);
+      const b = runs.find((r) => r.variant === base && r.mode === m && r.round === round);
+      if (a && b && b.wrk.rps > 0) xs.push(a.wrk.rps / b.wrk.rps);
+    }
+    return median(xs);
+  };
+  const ms = (us: number): string => (Number.isFinite(us) ? `${(us / 1000).toFixed(us < 10_000 ? 2 : 1)}ms` : '-');
+  const names = variants.map((v) => v.name);
+
+  out.write(`\nservice: nginx (1 worker, ${Buffer.byteLength(BODY)} B body) via each path; wrk -t1 -c${opts.connections}, ${opts.seconds} s per run, ` +
+    `medians of ${opts.rounds} interleaved rounds (min-max); ${revision() ?? ''}\n`);
+  printTable(undefined, ['variant', 'path'], variants.map((v) => [v.name, v.what]));
+  for (const m of MODES) {
+    const rows = names.filter((n) => of(n, m).length > 0).map((n) => {
+      const s = summarize(of(n, m).map((r) => r.wrk.rps));
+      return [n, `${si(s.median)} (${si(s.min, 2)}-${si(s.max, 2)})`, ms(med(n, m, (r) => r.wrk.p50Us)), ms(med(n, m, (r) => r.wrk.p99Us)),
+        ratio(rps(n, m) / rps('direct', m)), ratio(paired(n, 'direct', m)), `${(s.spread * 100).toFixed(0)}%`,
+        String(of(n, m).reduce((a, r) => a + errorCount(r.wrk), 0))];
+    });
+    printTable(`\n${m === 'short' ? 'short connections (Connection: close; one TCP connection per request)' : 'keep-alive (32 connections for the whole run)'}`,
+      ['variant', 'req/s', 'p50', 'p99', 'vs direct', 'paired', 'spread', 'errors'], rows);
+  }
+  out.write('\nvs direct: ratio of the medians; paired: median over rounds of the ratio within each round; spread: (max-min)/median of req/s.\n' +
+    'Latency is wrk\'s: from the first write of a request to its response. With Connection: close it leaves connect() out\n' +
+    '(the handshake, where connect4 and DNAT act), so short-connection costs show in req/s more than in p50/p99.\n');
+
+  const r = (a: VariantName, b: VariantName, m: Mode = 'short'): number => rps(a, m) / rps(b, m);
+  const ratios = {
+    mesh_vs_direct_short: r('mesh', 'direct'),
+    mesh_vs_direct_keepalive: r('mesh', 'direct', 'keepalive'),
+    mesh_vs_iptables: r('mesh', 'iptables'),
+    mesh_vs_iptables_10k: r('mesh', 'iptables_10k'),
+    mesh_vs_haproxy: r('mesh', 'haproxy'),
+  };
+  const targets: { key: keyof typeof ratios; what: string; min: number }[] = [
+    { key: 'mesh_vs_direct_short', what: 'mesh / direct, short connections', min: 0.95 },
+    { key: 'mesh_vs_direct_keepalive', what: 'mesh / direct, keep-alive', min: 0.98 },
+    { key: 'mesh_vs_iptables', what: 'mesh / iptables DNAT, short', min: 1.3 },
+    { key: 'mesh_vs_iptables_10k', what: `mesh / DNAT behind ${opts.rules} rules, short`, min: 4 },
+    { key: 'mesh_vs_haproxy', what: 'mesh / HAProxy, short', min: 1.7 },
+  ];
+  const pairedOf: Record<keyof typeof ratios, number> = {
+    mesh_vs_direct_short: paired('mesh', 'direct', 'short'),
+    mesh_vs_direct_keepalive: paired('mesh', 'direct', 'keepalive'),
+    mesh_vs_iptables: paired('mesh', 'iptables', 'short'),
+    mesh_vs_iptables_10k: paired('mesh', 'iptables_10k', 'short'),
+    mesh_vs_haproxy: paired('mesh', 'haproxy', 'short'),
+  };
+  printTable('\nheadline ratios (req/s)', ['ratio', 'value', 'paired', 'target', 'met'],
+    targets.map((t) => [t.what, ratio(ratios[t.key]), ratio(pairedOf[t.key]), `>= ${t.min}x`,
+      !Number.isFinite(ratios[t.key]) ? '-' : ratios[t.key] >= t.min ? 'yes' : 'NO']));
+  const otherRatios = [
+    ['iptables / direct, short', r('iptables', 'direct')],
+    ['iptables_10k / direct, short', r('iptables_10k', 'direct')],
+    ['haproxy / direct, short', r('haproxy', 'direct')],
+    ['mesh / haproxy, keep-alive', r('mesh', 'haproxy', 'keepalive')],
+  ] as const;
+  printTable('\nbaselines (measured here with a bare connect4 rewrite: iptables 0.73x, 10k rules 0.2x, HAProxy 0.55x of direct)',
+    ['ratio', 'value'], otherRatios.map(([what, x]) => [what, ratio(x)]));
+
+  const perConn = telemetry.connections ? telemetry.records / telemetry.connections : NaN;
+  if (Number.isFinite(perConn) && Math.abs(perConn - 2) > 0.01) {
+    progress(`WARNING: ${perConn.toFixed(3)} records per VIP connection, expected 2 (client and server side)`);
+  }
+  const agentCores = telemetry.wallNs ? telemetry.cpuNs / telemetry.wallNs : NaN;
+  out.write(`\ntelemetry (mesh runs): ${telemetry.records} records decoded and aggregated by the agent, ${telemetry.emitted} emitted by the kernel, ` +
+    `${telemetry.dropped} dropped, ${decodeErrors} malformed; ${telemetry.connections} connections through the VIP = ` +
+    `${Number.isFinite(perConn) ? perConn.toFixed(3) : '-'} records per connection (2 expected: wrk and nginx are both enrolled); ` +
+    `agent process CPU ${(agentCores * 100).toFixed(1)}% of a core during mesh runs` +
+    `${telemetry.records ? ` (${((telemetry.cpuNs / telemetry.records) / 1000).toFixed(2)} us per record)` : ''}\n`);
+
+  if (opts.breakdown) {
+    const chain: [string, VariantName, VariantName][] = [
+      ['connect4 rewrite: connect4_only / direct', 'connect4_only', 'direct'],
+      ['sockops callbacks + socket storage: sockops_norec / connect4_only', 'sockops_norec', 'connect4_only'],
+      ['records written to the ring (RTT callbacks off): mesh_paused_nortt / sockops_norec', 'mesh_paused_nortt', 'sockops_norec'],
+      ['RTT callback per ACK: mesh_paused / mesh_paused_nortt', 'mesh_paused', 'mesh_paused_nortt'],
+      ['agent consuming (reader + decode + aggregate): mesh / mesh_paused', 'mesh', 'mesh_paused'],
+      ['all of it: mesh / direct', 'mesh', 'direct'],
+      ['kernel side only: mesh_paused / direct', 'mesh_paused', 'direct'],
+    ];
+    for (const m of MODES.filter((x) => of('mesh_paused', x).length > 0 || of('connect4_only', x).length > 0)) {
+      printTable(`\nwhere the mesh's ${m === 'short' ? 'short-connection' : 'keep-alive'} cost goes (req/s ratios; each step adds one thing)`,
+        ['step', 'ratio', 'paired'], chain.map(([what, a, b]) => [what, ratio(r(a, b, m)), ratio(paired(a, b, m))]));
+    }
+  }
+
+  const variantRps = (m: Mode): Record<MainVariant, number | null> => {
+    const o = {} as Record<MainVariant, number | null>;
+    for (const v of MAIN_VARIANTS) o[v] = sig(rps(v, m));
+    return o;
+  };
+  const latency = (m: Mode): Record<string, { p50_ms: number | null; p99_ms: number | null }> => {
+    const o: Record<string, { p50_ms: number | null; p99_ms: number | null }> = {};
+    for (const v of MAIN_VARIANTS) o[v] = { p50_ms: sig(med(v, m, (x) => x.wrk.p50Us) / 1000, 3), p99_ms: sig(med(v, m, (x) => x.wrk.p99Us) / 1000, 3) };
+    return o;
+  };
+  const met = Object.fromEntries(targets.map((t) => [t.key, Number.isFinite(ratios[t.key]) ? ratios[t.key] >= t.min : null]));
+  const summary = {
+    bench: 'service',
+    short: variantRps('short'),
+    keepalive: variantRps('keepalive'),
+    ratios: Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, sig(v, 3)])),
+    ratios_paired: Object.fromEntries(Object.entries(pairedOf).map(([k, v]) => [k, sig(v, 3)])),
+    telemetry: {
+      records: telemetry.records,
+      dropped: telemetry.dropped,
+      emitted: telemetry.emitted,
+      connections: telemetry.connections,
+      records_per_connection: sig(perConn, 4),
+      agent_cpu_cores: sig(agentCores, 3),
+    },
+    latency: { short: latency('short'), keepalive: latency('keepalive') },
+    ...(opts.breakdown ? {
+      breakdown: Object.fromEntries(BREAKDOWN_VARIANTS.map((v) => [`${v}_vs_direct`, sig(r(v, 'direct'), 3)])),
+    } : {}),
+    targets_met: met,
+    config: { rounds: opts.rounds, seconds: opts.seconds, connections: opts.connections, iptables: opts.iptables, rules: opts.rules, git: revision() ?? null },
+    errors: runs.reduce((a, x) => a + errorCount(x.wrk), 0),
+    seconds: sig((performance.now() - started) / 1000, 3),
+  };
+  out.write(`${JSON.stringify(summary)}\n`);
+  return 0;
+}
+
+async function cleanup(): Promise<void> {
+  try {
+    await stopAll();
+  } catch (err) {
+    progress(`cleanup: ${(err as Error).message}`);
+  }
+  undo.runAll();
+}
+
+main().then(
+  async (code) => {
+    await cleanup();
+    process.exitCode = code;
+  },
+  async (err: unknown) => {
+    await cleanup();
+    const usage = err instanceof UsageError || err instanceof MissingToolsError;
+    progress(`failed: ${usage ? (err as Error).message : err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    process.exitCode = usage ? 2 : 1;
+  },
+);
