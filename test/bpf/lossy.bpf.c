@@ -37,3 +37,24 @@ int lossy(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	return (bpf_get_prandom_u32() & 7) == 0 ? TC_ACT_SHOT : TC_ACT_OK;
 }
+
+/* Drops every TCP segment to or from LOSSY_PORT + 1: a peer that vanished,
+ * for retransmission-timeout tests. Its own section, so tc can pick it. */
+SEC("classifier")
+int blackhole(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct tcphdr *tcp;
+
+	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(0x0800) || ip->protocol != 6)
+		return TC_ACT_OK;
+	tcp = (void *)ip + ip->ihl * 4;
+	if ((void *)(tcp + 1) > end)
+		return TC_ACT_OK;
+	if (tcp->dest == bpf_htons(LOSSY_PORT + 1) || tcp->source == bpf_htons(LOSSY_PORT + 1))
+		return TC_ACT_SHOT;
+	return TC_ACT_OK;
+}

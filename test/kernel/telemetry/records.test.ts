@@ -84,6 +84,8 @@ test('retransmits under injected loss equal the namespace\'s own RetransSegs', a
     const records = recordsOf(cleanup, env);
     applyDesired(env.dp.maps, desiredState([servicePort('lossy', ['127.77.0.41'], 80, 'TCP', [{ host: '127.0.0.1', port: 18081 }])]));
     env.ns.exec(['tc', 'qdisc', 'add', 'dev', 'lo', 'clsact']);
+    // Explicitly, before the namespace goes: its teardown frees the program only later.
+    cleanup.defer('tc', () => env.ns.exec(['tc', 'qdisc', 'del', 'dev', 'lo', 'clsact']));
     env.ns.exec(['tc', 'filter', 'add', 'dev', 'lo', 'ingress', 'bpf', 'direct-action', 'obj', path.join(BPF_OUTPUT_DIR, 'lossy.bpf.o'), 'sec', 'tc']);
     const base = netnsRetransSegs(env);
     await runInCgroup<PeerLine>(env.cg.path, 'tcp-peer', ['3', '400000', '400000', '18081', '127.77.0.41:80'], 60_000, env.ns.prefix());
@@ -149,6 +151,39 @@ test('refused connects and resets are classified', async (t) => {
     await waitFor(() => records.filter((r) => r.kind === 'close').length >= 2, 'reset records');
     const causes = records.filter((r) => r.kind === 'close').map((r) => `${r.side}:${r.kind === 'close' ? r.closeCause : ''}`).sort();
     assert.deepEqual(causes, ['client:rst_received', 'server:rst_sent']);
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+test('a peer that vanishes: the retransmission timeout is the close cause', { timeout: 60_000 }, async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = meshEnv(cleanup, 'rto');
+    const records = recordsOf(cleanup, env);
+    applyDesired(env.dp.maps, desiredState([servicePort('stall', ['127.77.0.44'], 80, 'TCP', [{ host: '127.0.0.1', port: 18082 }])]));
+    // Give up after two retransmissions instead of fifteen (per namespace).
+    env.ns.exec(['sysctl', '-q', '-w', 'net.ipv4.tcp_retries2=2']);
+    env.ns.exec(['tc', 'qdisc', 'add', 'dev', 'lo', 'clsact']);
+    cleanup.defer('tc', () => env.ns.exec(['tc', 'qdisc', 'del', 'dev', 'lo', 'clsact']));
+    const child = spawnInCgroup(env.cg.path, 'stall', ['18082', '127.77.0.44:80'], env.ns.prefix());
+    const done = collect<{ connected?: boolean; localPort?: number; error?: string }>(child, 50_000, (m) => {
+      if (m.connected) {
+        env.ns.exec(['tc', 'filter', 'add', 'dev', 'lo', 'ingress', 'bpf', 'direct-action', 'obj', path.join(BPF_OUTPUT_DIR, 'lossy.bpf.o'), 'sec', 'classifier']);
+      }
+    });
+    const out = await done;
+    const client = out.messages.find((m) => m.localPort !== undefined)!;
+    assert.deepEqual(out.messages.find((m) => m.error), { error: 'ETIMEDOUT' });
+    await waitFor(() => records.some((r) => r.kind === 'close' && r.side === 'client' && r.local.port === client.localPort), 'the client\'s close record');
+    const rec = records.find((r) => r.kind === 'close' && r.side === 'client' && r.local.port === client.localPort)!;
+    assert.ok(rec.kind === 'close');
+    assert.equal(rec.closeCause, 'timeout');
+    assert.equal(rec.error, 110, 'ETIMEDOUT');
+    assert.ok(rec.retransmits >= 2, `retransmits ${rec.retransmits}`);
   } finally {
     await cleanup.run();
   }
