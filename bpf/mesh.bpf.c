@@ -410,28 +410,12 @@ static __always_inline __u8 close_cause(__u32 old_state, int sk_err, struct bpf_
 	return MESH_CLOSE_RST_SENT;
 }
 
-static __always_inline int emit(struct bpf_sock_ops *skops, struct mesh_sock *st, __u8 kind,
-				__u32 state, __u64 now)
+/* What every record says about the connection beyond its endpoints and counters. */
+static __always_inline void fill_state(struct mesh_conn_event *e, struct mesh_sock *st, __u32 srtt, __u64 now,
+				       __u8 kind)
 {
-	struct tcp_sock *tp = sockops_tcp_sock(skops);
-	struct mesh_conn_event *e;
-	int client = !!(st->flags & SOCK_CLIENT);
-	int sk_err = tp ? tp->inet_conn.icsk_inet.sk.sk_err : 0;
-	__u32 srtt = skops->srtt_us >> 3;
-
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(MESH_C_EVENTS_DROPPED);
-		return -ENOSPC;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->cookie = bpf_get_socket_cookie(skops);
-	e->cgroup_id = sock_cgroup_id(tp);
 	e->start_ns = st->start_ns;
 	e->duration_ns = st->start_ns ? now - st->start_ns : 0;
-	e->bytes_sent = payload_acked(skops, state, client);
-	e->bytes_received = payload_received(skops, tp);
-	fill_endpoints(e, skops);
 	if (st->flags & SOCK_SERVICE) {
 		__builtin_memcpy(e->vip, st->vip, sizeof(e->vip));
 		e->vport = st->vport;
@@ -443,21 +427,57 @@ static __always_inline int emit(struct bpf_sock_ops *skops, struct mesh_sock *st
 	e->srtt_last_us = srtt;
 	e->srtt_min_us = (st->flags & SOCK_RTT_SEEN) && st->srtt_min_us < srtt ? st->srtt_min_us : srtt;
 	e->srtt_max_us = (st->flags & SOCK_RTT_SEEN) && st->srtt_max_us > srtt ? st->srtt_max_us : srtt;
-	e->retransmits = skops->total_retrans;
 	e->kind = kind;
-	e->client = client;
-	if (kind == MESH_EV_CLOSE)
-		e->close_cause = close_cause(state, sk_err, skops);
-	e->error = kind == MESH_EV_INTERIM ? 0 : sk_err;
+	e->client = !!(st->flags & SOCK_CLIENT);
+}
+
+static __always_inline struct mesh_conn_event *reserve_event(void)
+{
+	struct mesh_conn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(MESH_C_EVENTS_DROPPED);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	return e;
+}
+
+static __always_inline void submit_event(struct mesh_conn_event *e)
+{
 	bpf_ringbuf_submit(e, rb_flags);
 	count(MESH_C_EVENTS);
+}
+
+/* The close (or failed-connect) record, from the sockops context. */
+static __always_inline int emit(struct bpf_sock_ops *skops, struct mesh_sock *st, __u8 kind,
+				__u32 state, __u64 now)
+{
+	struct tcp_sock *tp = sockops_tcp_sock(skops);
+	struct mesh_conn_event *e;
+	int client = !!(st->flags & SOCK_CLIENT);
+	int sk_err = tp ? tp->inet_conn.icsk_inet.sk.sk_err : 0;
+
+	e = reserve_event();
+	if (!e)
+		return -ENOSPC;
+	e->cookie = bpf_get_socket_cookie(skops);
+	e->cgroup_id = sock_cgroup_id(tp);
+	e->bytes_sent = payload_acked(skops, state, client);
+	e->bytes_received = payload_received(skops, tp);
+	fill_endpoints(e, skops);
+	fill_state(e, st, skops->srtt_us >> 3, now, kind);
+	e->retransmits = skops->total_retrans;
+	if (kind == MESH_EV_CLOSE)
+		e->close_cause = close_cause(state, sk_err, skops);
+	e->error = sk_err;
+	submit_event(e);
 	return 0;
 }
 
 static __always_inline void on_rtt(struct bpf_sock_ops *skops, struct mesh_sock *st)
 {
 	__u32 srtt = skops->srtt_us >> 3;
-	__u64 now;
 
 	/* The callback can run before the estimator has a first value. */
 	if (!srtt)
@@ -471,13 +491,6 @@ static __always_inline void on_rtt(struct bpf_sock_ops *skops, struct mesh_sock 
 			st->srtt_min_us = srtt;
 		if (srtt > st->srtt_max_us)
 			st->srtt_max_us = srtt;
-	}
-	/* Long-lived connections report while open; RTT samples come with
-	 * traffic, and an idle connection has nothing new to report. */
-	now = bpf_ktime_get_ns();
-	if (now - st->last_report_ns >= report_interval_ns) {
-		st->last_report_ns = now;
-		emit(skops, st, MESH_EV_INTERIM, skops->state, now);
 	}
 }
 
@@ -538,4 +551,72 @@ int mesh_sockops(struct bpf_sock_ops *skops)
 		break;
 	}
 	return 1;
+}
+
+/* ---- reports of open connections --------------------------------------- */
+
+/* Endpoints from the socket itself: the iterator has no sockops context. */
+static __always_inline void fill_endpoints_sk(struct mesh_conn_event *e, struct sock *sk)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	e->family = family;
+	if (family == AF_INET) {
+		v4mapped(e->saddr, sk->__sk_common.skc_rcv_saddr);
+		v4mapped(e->daddr, sk->__sk_common.skc_daddr);
+	} else {
+		e->saddr[0] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[0];
+		e->saddr[1] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[1];
+		e->saddr[2] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[2];
+		e->saddr[3] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3];
+		e->daddr[0] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[0];
+		e->daddr[1] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[1];
+		e->daddr[2] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[2];
+		e->daddr[3] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[3];
+	}
+	e->sport = sk->__sk_common.skc_num;
+	e->dport = bpf_ntohs(sk->__sk_common.skc_dport);
+}
+
+/*
+ * Run by the agent (a read of the iterator) every half report interval: one
+ * interim record for each tracked connection still open whose last report is
+ * older than the interval. Idle connections report too, so no metric waits
+ * for a close; connections that send nothing cost nothing between runs.
+ */
+SEC("iter/bpf_sk_storage_map")
+int mesh_report_open(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	struct sock *sk = ctx->sk;
+	struct mesh_sock *st = ctx->value;
+	struct mesh_conn_event *e;
+	struct tcp_sock *tp;
+	__u64 now;
+	__u8 state;
+
+	if (!sk || !st || !(st->flags & SOCK_TRACKED) || (st->flags & SOCK_CLOSED))
+		return 0;
+	state = sk->__sk_common.skc_state;
+	if (state == BPF_TCP_SYN_SENT || state == BPF_TCP_SYN_RECV || state == BPF_TCP_CLOSE ||
+	    state == BPF_TCP_LISTEN || state == BPF_TCP_NEW_SYN_RECV)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (now - st->last_report_ns < report_interval_ns)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	e = reserve_event();
+	if (!e)
+		return 0;
+	st->last_report_ns = now;
+	e->cookie = bpf_get_socket_cookie(sk);
+	e->cgroup_id = sock_cgroup_id(tp);
+	e->bytes_sent = acked_payload(tp->bytes_acked, tp->snd_una, tp->snd_nxt, state, !!(st->flags & SOCK_CLIENT));
+	e->bytes_received = received_payload(tp->bytes_received, tp);
+	fill_endpoints_sk(e, sk);
+	fill_state(e, st, tp->srtt_us >> 3, now, MESH_EV_INTERIM);
+	e->retransmits = tp->total_retrans;
+	submit_event(e);
+	return 0;
 }

@@ -16,34 +16,41 @@ static __always_inline int fin_sent_state(__u32 state)
 	       state == BPF_TCP_CLOSING || state == BPF_TCP_LAST_ACK;
 }
 
-/* Payload bytes the peer acknowledged; old_state: the state before CLOSE (or
- * the current state for a connection still open). */
-static __always_inline __u64 payload_acked(struct bpf_sock_ops *skops, __u32 old_state, int active)
+/* Payload bytes the peer acknowledged, from the kernel's bytes_acked and
+ * snd_una/snd_nxt; state: the state before CLOSE (or now, for an open
+ * connection). */
+static __always_inline __u64 acked_payload(__u64 acked, __u32 snd_una, __u32 snd_nxt, __u32 state, int active)
 {
-	__u64 acked = skops->bytes_acked;
-
 	if (active && acked)
 		acked--;
-	if (fin_sent_state(old_state) && skops->snd_una == skops->snd_nxt && acked)
+	if (fin_sent_state(state) && snd_una == snd_nxt && acked)
 		acked--;
 	return acked;
 }
 
+static __always_inline __u64 payload_acked(struct bpf_sock_ops *skops, __u32 old_state, int active)
+{
+	return acked_payload(skops->bytes_acked, skops->snd_una, skops->snd_nxt, old_state, active);
+}
+
 /* tcp_fin() sets SOCK_DONE when the peer's FIN arrives; nothing else on the
- * way to CLOSE does (close() and FIN_WAIT2 timeouts do not). */
+ * way to CLOSE sets it (close() and FIN_WAIT2 timeouts do not). */
 static __always_inline int peer_fin_received(struct tcp_sock *tp)
 {
 	return tp && (tp->inet_conn.icsk_inet.sk.__sk_common.skc_flags &
 		      (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE)));
 }
 
-static __always_inline __u64 payload_received(struct bpf_sock_ops *skops, struct tcp_sock *tp)
+static __always_inline __u64 received_payload(__u64 rcvd, struct tcp_sock *tp)
 {
-	__u64 rcvd = skops->bytes_received;
-
 	if (rcvd && peer_fin_received(tp))
 		rcvd--;
 	return rcvd;
+}
+
+static __always_inline __u64 payload_received(struct bpf_sock_ops *skops, struct tcp_sock *tp)
+{
+	return received_payload(skops->bytes_received, tp);
 }
 
 static __always_inline struct tcp_sock *sockops_tcp_sock(struct bpf_sock_ops *skops)

@@ -12,6 +12,7 @@ Napi::Function Program::Init(Napi::Env env) {
     InstanceMethod("info", &Program::Info),
     InstanceMethod("attachCgroup", &Program::AttachCgroup),
     InstanceMethod("attachRawTracepoint", &Program::AttachRawTracepoint),
+    InstanceMethod("attachMapIter", &Program::AttachMapIter),
     InstanceMethod("testRun", &Program::TestRun),
     InstanceMethod("testRunAsync", &Program::TestRunAsync),
   };
@@ -68,6 +69,22 @@ Napi::Value Program::AttachRawTracepoint(const Napi::CallbackInfo& info) {
   if (named) name = ArgString(info, 0, "tracepoint name");
   int link = bpf_raw_tracepoint_open(named ? name.c_str() : nullptr, fd);
   if (link < 0) ThrowErrno(env, errno, "attach tracepoint " + (named ? name : std::string("(BTF)")));
+  return Napi::Number::New(env, link);
+}
+
+// attachMapIter(mapFd) -> link fd of an iterator over the map's elements
+// (e.g. iter/bpf_sk_storage_map); Link.readIter() runs it.
+Napi::Value Program::AttachMapIter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = RequireFd(env, "attach iterator");
+  union bpf_iter_link_info linfo;
+  memset(&linfo, 0, sizeof(linfo));
+  linfo.map.map_fd = static_cast<uint32_t>(ArgInt(info, 0, "map fd"));
+  LIBBPF_OPTS(bpf_link_create_opts, opts);
+  opts.iter_info = &linfo;
+  opts.iter_info_len = sizeof(linfo);
+  int link = bpf_link_create(fd, 0, BPF_TRACE_ITER, &opts);
+  if (link < 0) ThrowErrno(env, errno, "attach map iterator");
   return Napi::Number::New(env, link);
 }
 

@@ -14,6 +14,7 @@ class Program : public FdHandle<Program> {
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value AttachCgroup(const Napi::CallbackInfo& info);
   Napi::Value AttachRawTracepoint(const Napi::CallbackInfo& info);
+  Napi::Value AttachMapIter(const Napi::CallbackInfo& info);
   Napi::Value TestRun(const Napi::CallbackInfo& info);
   Napi::Value TestRunAsync(const Napi::CallbackInfo& info);
 };

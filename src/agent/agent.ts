@@ -49,6 +49,7 @@ export class Agent implements AgentView {
   private reader: MappedRingReader | undefined;
   private watcher: fs.FSWatcher | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
   private config: MeshConfig | undefined;
   private desired: DesiredService[] = [];
   private directory = new Directory();
@@ -115,6 +116,17 @@ export class Agent implements AgentView {
     // programs submit with BPF_RB_NO_WAKEUP, so the ring is drained every 10 ms.
     this.reader = new MappedRingReader(this.dp.maps.events, (buf, off, len) => this.onRecord(buf, off, len),
       { intervalMs: 10 }, (err) => log.error('record handler failed', { err }));
+    // Open connections report every interval, idle ones included: run the
+    // kernel's iterator at half the interval so no report is more than 1.5 late.
+    const dp = this.dp;
+    this.reportTimer = setInterval(() => {
+      try {
+        dp.reportOpenConnections();
+      } catch (err) {
+        log.warn('reporting open connections failed', { err });
+      }
+    }, Math.max(50, Math.floor(settings.reportIntervalMs / 2)));
+    this.reportTimer.unref();
     if (this.opts.watch ?? true) this.watch();
   }
 
@@ -196,6 +208,7 @@ export class Agent implements AgentView {
     this.starting = undefined;
     this.watcher?.close();
     clearTimeout(this.reloadTimer);
+    clearInterval(this.reportTimer);
     while (this.onStop.length) await this.onStop.pop()!();
     await this.reader?.close();
     this.reader = undefined;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { call, BpfArgumentError } from './errors';
 import { native, NativeLink, NativeLinkInfo } from './native';
 
-export type LinkKind = 'cgroup' | 'tracepoint' | 'map' | 'pinned';
+export type LinkKind = 'cgroup' | 'tracepoint' | 'map' | 'iterator' | 'pinned';
 
 export class Link {
   readonly kind: LinkKind;
@@ -58,6 +58,12 @@ export class Link {
     if (this.pinnedAt === undefined) return;
     fs.rmSync(this.pinnedAt, { force: true });
     this.pinnedAt = undefined;
+  }
+
+  /** Runs an iterator link over all its elements; returns the bytes its program wrote. */
+  runIterator(): number {
+    const h = this.live('run iterator');
+    return call(() => h.readIter());
   }
 
   /** Replaces the attached program in one step (no gap in which the hook is empty). */

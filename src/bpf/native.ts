@@ -64,6 +64,7 @@ export interface NativeProgram extends NativeFdHandle {
   info(): NativeProgramInfo;
   attachCgroup(cgroupPath: string, attachType: number): number;
   attachRawTracepoint(name: string | null): number;
+  attachMapIter(mapFd: number): number;
   testRun(ctx: Buffer | null, data: Buffer | null, repeat: number): NativeTestRunResult;
   testRunAsync(ctx: Buffer | null, data: Buffer | null, repeat: number): Promise<NativeTestRunResult>;
 }
@@ -103,6 +104,7 @@ export interface NativeLink extends NativeFdHandle {
   info(): NativeLinkInfo;
   detach(): void;
   update(progFd: number): void;
+  readIter(): number;
 }
 
 export interface NativeRingBufferStats {

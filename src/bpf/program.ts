@@ -71,6 +71,13 @@ export class Program {
     return new Link(new (native().Link)(fd), 'tracepoint', rawTracepoint ?? this.meta.section);
   }
 
+  /** An iterator over a map's elements (e.g. iter/bpf_sk_storage_map); run it with Link.runIterator(). */
+  attachIterator(map: BpfMap): Link {
+    const h = this.live('attach');
+    const fd = call(() => h.attachMapIter(map.fd));
+    return new Link(new (native().Link)(fd), 'iterator', `${this.meta.section || this.name} over map ${map.name}`);
+  }
+
   /** sk_msg / sk_skb onto a sockmap or sockhash (libbpf 1.1 has no link for this). */
   attachToMap(map: BpfMap, attachType: number = this.meta.expectedAttachType): Link {
     const h = this.live('attach');

@@ -49,6 +49,8 @@ export class Dataplane {
     readonly maps: Readonly<Record<MeshMapName, BpfMap>>,
     readonly links: ReadonlyMap<string, Link>,
     readonly outcome: OpenOutcome,
+    /** Iterator over open connections' socket storage; not pinned, made per agent. */
+    private readonly reporter: Link,
   ) {}
 
   static pinned(bpffsDir: string): boolean {
@@ -98,9 +100,10 @@ export class Dataplane {
         link.pin(path.join(opts.bpffsDir, 'links', pin));
         links.set(pin, link);
       }
+      const reporter = coll.program('mesh_report_open').attachIterator(maps.sock_info);
       for (const p of coll.programs) p.close(); // links hold them
       opts.log?.('dataplane installed', { bpffsDir: opts.bpffsDir, cgroup: opts.cgroupPath });
-      return new Dataplane(opts, maps, links, { kind: 'installed' });
+      return new Dataplane(opts, maps, links, { kind: 'installed' }, reporter);
     } catch (err) {
       for (const undo of made.reverse()) {
         try { undo(); } catch { /* keep undoing */ }
@@ -127,24 +130,36 @@ export class Dataplane {
     const spec = Dataplane.spec(opts);
     for (const name of MESH_MAPS) spec.reuseMap(name, maps[name]);
     let coll: Collection | undefined;
+    let reporter: Link;
     try {
       coll = spec.load();
       for (const [prog, pin] of MESH_HOOKS) links.get(pin)!.update(coll.program(prog));
+      reporter = coll.program('mesh_report_open').attachIterator(maps.sock_info);
     } finally {
       coll?.close();
     }
     opts.log?.('dataplane adopted', { bpffsDir: dir, programs: MESH_HOOKS.length });
-    return new Dataplane(opts, maps, links, { kind: 'adopted', upgradedPrograms: MESH_HOOKS.length });
+    return new Dataplane(opts, maps, links, { kind: 'adopted', upgradedPrograms: MESH_HOOKS.length }, reporter);
+  }
+
+  /**
+   * Has the kernel report every open connection whose last report is older
+   * than the report interval (interim records on the ring buffer).
+   */
+  reportOpenConnections(): void {
+    this.reporter.runIterator();
   }
 
   /** Closes our fds; everything pinned stays attached and running. Idempotent. */
   close(): void {
+    this.reporter.close();
     for (const l of this.links.values()) l.close();
     for (const m of Object.values(this.maps)) m.close();
   }
 
   /** Detaches every program and removes every pin this instance made. */
   uninstall(): void {
+    this.reporter.close();
     for (const l of this.links.values()) {
       if (!l.closed) l.detach();
     }

@@ -111,6 +111,9 @@ test('a long-lived connection reports interim records; its SRTT is consistent wi
     const env = meshEnv(cleanup, 'srtt', 100);
     const records = recordsOf(cleanup, env);
     applyDesired(env.dp.maps, desiredState([servicePort('srtt', ['127.77.0.42'], 80, 'TCP', [{ host: '127.0.0.1', port: 18082 }])]));
+    // What the agent does on a timer: have the kernel report open connections.
+    const timer = setInterval(() => env.dp.reportOpenConnections(), 50);
+    cleanup.defer('report timer', () => clearInterval(timer));
     // A trickle keeps one connection open with RTT samples for 3 s.
     const child = spawnInCgroup(env.cg.path, 'trickle', ['18082', '127.77.0.42:80', '3000'], env.ns.prefix());
     const done = collect<PeerLine>(child, 30_000);
@@ -184,6 +187,45 @@ test('a peer that vanishes: the retransmission timeout is the close cause', { ti
     assert.equal(rec.closeCause, 'timeout');
     assert.equal(rec.error, 110, 'ETIMEDOUT');
     assert.ok(rec.retransmits >= 2, `retransmits ${rec.retransmits}`);
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+test('an idle connection reports on the interval with its bytes so far, then closes once', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = meshEnv(cleanup, 'idle', 200);
+    const records = recordsOf(cleanup, env);
+    applyDesired(env.dp.maps, desiredState([servicePort('idle', ['127.77.0.45'], 80, 'TCP', [{ host: '127.0.0.1', port: 18085 }])]));
+    const child = spawnInCgroup(env.cg.path, 'idle', ['18085', '127.77.0.45:80', '1500'], env.ns.prefix());
+    let localPort = 0;
+    const done = collect<{ localPort?: number; done?: boolean }>(child, 20_000, (m) => {
+      if (m.localPort) localPort = m.localPort;
+    });
+    await waitFor(() => localPort > 0, 'the client connected');
+    // No packet moves now: only the iterator can report this connection.
+    const timer = setInterval(() => env.dp.reportOpenConnections(), 100);
+    cleanup.defer('report timer', () => clearInterval(timer));
+    await waitFor(() => records.filter((r) => r.kind === 'interim' && r.side === 'client' && r.local.port === localPort).length >= 2,
+      'two interim reports of the idle client', 5000);
+    const interim = records.filter((r) => r.kind === 'interim' && r.side === 'client' && r.local.port === localPort);
+    assert.equal(interim[0]!.bytesSent, 1000, 'bytes so far');
+    assert.deepEqual(interim[0]!.vip, { address: '127.77.0.45', port: 80 });
+    assert.ok(interim[1]!.durationNs > interim[0]!.durationNs);
+    assert.ok(records.some((r) => r.kind === 'interim' && r.side === 'server' && r.remote.port === localPort), 'the server side too');
+    await done;
+    await waitFor(() => records.some((r) => r.kind === 'close' && r.side === 'client' && r.local.port === localPort), 'close record');
+    const closes = records.filter((r) => r.kind === 'close' && r.side === 'client' && r.local.port === localPort);
+    assert.equal(closes.length, 1);
+    assert.equal(closes[0]!.bytesSent, 1000);
+    const after = records.length;
+    env.dp.reportOpenConnections();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(records.filter((r, i) => i >= after && r.local.port === localPort).length, 0, 'a closed connection is not reported again');
   } finally {
     await cleanup.run();
   }
