@@ -7,6 +7,7 @@
  */
 import { spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { Agent } from '../agent/agent';
 import { startAddons } from '../agent/addons';
@@ -22,6 +23,19 @@ import { createTopology, podNs, removeTopology, PodSpec } from './topology';
 
 export const DEMO_CGROUP = 'sockmesh-demo';
 export const DEMO_DIR = '/run/sockmesh/demo';
+const DEMO_API_SOCKET = '/run/sockmesh/demo.sock';
+
+/** true if something accepts connections on the unix socket at path. */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
 
 interface DemoPod extends PodSpec {
   /** workload.js arguments */
@@ -69,7 +83,7 @@ agent:
   instance: demo
   cgroupRoot: ${DEMO_CGROUP}
   metricsAddress: ${metricsAddress}
-  apiSocket: /run/sockmesh/demo.sock
+  apiSocket: ${DEMO_API_SOCKET}
   reportInterval: 2s
 `;
 }
@@ -130,7 +144,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   if (process.getuid?.() !== 0) throw new Error('the demo needs root (network namespaces, cgroups, BPF): run it with sudo');
   ensureBpffs();
   const log = createLogger(opts.logLevel, { component: 'demo' });
-  cleanupDemo(); // a previous demo that crashed must not be in the way
+  // A demo that crashed must not be in the way; a running one must not be torn down.
+  if (await socketAnswers(DEMO_API_SOCKET)) {
+    throw new Error(`a sockmesh demo is already running (its API answers at ${DEMO_API_SOCKET}): stop it first, or look at it with \`sockmesh status --socket ${DEMO_API_SOCKET}\``);
+  }
+  cleanupDemo();
   const cgroupRoot = path.join(root, DEMO_CGROUP);
   const children: ChildProcess[] = [];
   let agent: Agent | undefined;
