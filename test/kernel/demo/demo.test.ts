@@ -5,7 +5,8 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { repoRoot } from '../../../src/bpf/native';
 import type { DemoSummary } from '../../../src/demo/demo';
@@ -51,4 +52,23 @@ test('sockmesh demo: traffic through every VIP, both reviews versions, nothing l
     'server side attributed to its service');
   assert.deepEqual(await waitForNoLeftovers(before), []);
   assert.equal(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), netnsBefore, 'every demo netns removed');
+});
+
+test('sockmesh demo that fails half-way (metrics port taken) removes everything it had built', { timeout: 60_000 }, async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const netnsBefore = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  const blocker = net.createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+  const port = (blocker.address() as net.AddressInfo).port;
+  try {
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist/src/cli/main.js'), 'demo', '--duration', '3', '-o', 'json',
+      '--metrics-address', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 50_000 });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use`));
+  } finally {
+    blocker.close();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+  assert.equal(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), netnsBefore);
 });
