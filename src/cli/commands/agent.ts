@@ -56,8 +56,10 @@ export function agentCommand(): Command {
     try {
       await startAddons(agent, log);
     } catch (err) {
-      // e.g. the metrics port is taken: do not leave a half-started agent running.
-      await agent.stop();
+      // e.g. the metrics port is taken: no half-started agent. A fresh install
+      // is rolled back whole; adopted state keeps serving, as with any stop.
+      if (agent.dataplane.outcome.kind === 'installed') await agent.uninstall();
+      else await agent.stop();
       throw err;
     }
     log.info('agent running', { pid: process.pid, metrics: `${settings.metricsAddress.host}:${settings.metricsAddress.port}`, api: settings.apiSocket });

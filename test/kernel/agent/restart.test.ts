@@ -7,6 +7,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { BpfMap, Link } from '../../../src/bpf';
 import { cgroup2Root, ScratchCgroup } from '../../../src/platform/cgroup';
@@ -168,6 +169,27 @@ workloads: []
     assert.deepEqual(dump(env.bpffsDir, 'services'), services, 'services map unchanged');
     assert.deepEqual(dump(env.bpffsDir, 'slots'), slots, 'slots map unchanged');
     await agent.kill('SIGTERM');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+test('a fresh agent that cannot start its endpoints rolls its install back', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = await setup(cleanup, 'roll');
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    cleanup.defer('blocker', () => blocker.close());
+    const port = (blocker.address() as net.AddressInfo).port;
+    const args = env.args.map((a) => (a === '127.0.0.1:0' ? `127.0.0.1:${port}` : a));
+    const agent = AgentProc.start(args);
+    const code = await new Promise<number | null>((r) => agent.child.on('exit', (c) => r(c)));
+    assert.notEqual(code, 0);
+    assert.equal(fs.existsSync(env.bpffsDir), false, 'no pins left by the failed start');
   } finally {
     await cleanup.run();
   }
