@@ -17,6 +17,7 @@ import { Cleanup } from '../../helpers/cleanup';
 import { needsKernel } from '../../helpers/kernel';
 import { snapshot, waitForNoLeftovers } from '../../helpers/leftovers';
 import { TestNetns } from '../../helpers/netns';
+import { waitFor } from '../../helpers/wait';
 import { startFixture } from '../../helpers/child';
 
 interface Env {
@@ -190,6 +191,32 @@ test('a fresh agent that cannot start its endpoints rolls its install back', asy
     const code = await new Promise<number | null>((r) => agent.child.on('exit', (c) => r(c)));
     assert.notEqual(code, 0);
     assert.equal(fs.existsSync(env.bpffsDir), false, 'no pins left by the failed start');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+test('a changed mesh file is applied without a signal: the watched file reloads', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = await setup(cleanup, 'watch');
+    const agent = AgentProc.start(env.args);
+    cleanup.defer('agent', () => agent.kill('SIGKILL'));
+    await agent.waitForLog('agent running');
+    const slotsBefore = dump(env.bpffsDir, 'slots').length;
+    // An editor-style replace: write a new file and rename it over the old one.
+    const next = fs.readFileSync(env.meshFile, 'utf8').replace('- { address: 127.0.0.1, weight: 5 }', '- { address: 127.0.0.1, weight: 5 }\n      - { address: 127.0.0.2, weight: 5 }');
+    fs.writeFileSync(`${env.meshFile}.tmp`, next);
+    fs.renameSync(`${env.meshFile}.tmp`, env.meshFile);
+    await waitFor(() => agent.logs.filter((l) => l.msg === 'configuration applied').length >= 2, 'a second apply', 10_000);
+    const applied = agent.logs.filter((l) => l.msg === 'configuration applied')[1]!;
+    assert.equal(applied.flipped, 1, 'web2 flipped to its new backend set');
+    assert.equal(applied.unchanged, 1);
+    assert.equal(dump(env.bpffsDir, 'slots').length, slotsBefore + 1, 'one backend more, one slot more');
+    await agent.kill('SIGTERM');
   } finally {
     await cleanup.run();
   }
