@@ -151,6 +151,13 @@ int selftest_sk_msg(struct sk_msg_md *msg)
 	return SK_PASS;
 }
 
+/* Attach-only proof for sk_skb verdicts; no test enrolls sockets under it. */
+SEC("sk_skb/stream_verdict")
+int selftest_sk_skb(struct __sk_buff *skb)
+{
+	return SK_PASS;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(selftest_state, const struct sock *sk, int oldstate, int newstate)
 {

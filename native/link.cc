@@ -12,8 +12,10 @@ Napi::Function Link::Init(Napi::Env env) {
     InstanceMethod("update", &Link::Update),
     InstanceMethod("readIter", &Link::ReadIter),
   };
-  BaseMethods(props);
-  props.push_back(InstanceMethod("pin", &Link::PinLink));  // shadows FdHandle::Pin
+  // Not BaseMethods: pin must refuse map attachments, so it is PinLink here.
+  props.push_back(InstanceMethod("close", &Link::Close));
+  props.push_back(InstanceMethod("pin", &Link::PinLink));
+  props.push_back(InstanceAccessor("fd", &Link::GetFd, nullptr));
   return DefineClass(env, "Link", props);
 }
 

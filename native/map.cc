@@ -16,6 +16,7 @@ Napi::Function Map::Init(Napi::Env env) {
     InstanceMethod("updateBatch", &Map::UpdateBatch),
     InstanceMethod("deleteBatch", &Map::DeleteBatch),
     InstanceMethod("freeze", &Map::Freeze),
+    InstanceMethod("queryPrograms", &Map::QueryPrograms),
   };
   BaseMethods(props);
   return DefineClass(env, "Map", props);
@@ -147,6 +148,20 @@ Napi::Value Map::DeleteBatch(const Napi::CallbackInfo& info) {
     throw e;
   }
   return Napi::Number::New(env, count);
+}
+
+// queryPrograms(attachType) -> ids of the programs attached to this map
+// (sk_msg / sk_skb on a sockmap or sockhash).
+Napi::Value Map::QueryPrograms(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = RequireFd(env, "query attached programs");
+  auto type = static_cast<enum bpf_attach_type>(ArgInt(info, 0, "attach type"));
+  uint32_t ids[64];
+  uint32_t cnt = 64;
+  if (bpf_prog_query(fd, type, 0, nullptr, ids, &cnt) < 0) ThrowErrno(env, errno, "query attached programs");
+  Napi::Array out = Napi::Array::New(env, cnt);
+  for (uint32_t i = 0; i < cnt; i++) out.Set(i, Napi::Number::New(env, ids[i]));
+  return out;
 }
 
 Napi::Value Map::Freeze(const Napi::CallbackInfo& info) {

@@ -20,6 +20,7 @@ class Map : public FdHandle<Map> {
   Napi::Value UpdateBatch(const Napi::CallbackInfo& info);
   Napi::Value DeleteBatch(const Napi::CallbackInfo& info);
   Napi::Value Freeze(const Napi::CallbackInfo& info);
+  Napi::Value QueryPrograms(const Napi::CallbackInfo& info);
 };
 
 }  // namespace sockmesh

@@ -161,6 +161,12 @@ export class BpfMap {
     this.pinnedAt = undefined;
   }
 
+  /** Ids of the programs attached to this map with attachType (sk_msg / sk_skb on a sockmap). */
+  attachedPrograms(attachType: number): number[] {
+    const h = this.live('query attached programs');
+    return call(() => h.queryPrograms(attachType));
+  }
+
   freeze(): void {
     call(() => this.live('freeze').freeze());
   }

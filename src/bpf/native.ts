@@ -89,6 +89,7 @@ export interface NativeMap extends NativeFdHandle {
   updateBatch(keys: Buffer, values: Buffer, count: number, elemFlags: number): number;
   deleteBatch(keys: Buffer, count: number): number;
   freeze(): void;
+  queryPrograms(attachType: number): number[];
 }
 
 export interface NativeLinkInfo {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BpfObjectSpec, BpfMap, Link, Program, objectPath, BpfArgumentError } from '../../../src/bpf';
+import { BpfObjectSpec, BpfMap, Link, Program, objectPath, BpfArgumentError, native } from '../../../src/bpf';
 import { ScratchCgroup } from '../../../src/platform/cgroup';
 import { runInCgroup } from '../../helpers/child';
 import { Cleanup } from '../../helpers/cleanup';
@@ -134,3 +134,30 @@ async function waitUntil<T>(get: () => T, ok: (v: T) => boolean, timeoutMs = 300
   }
   return v;
 }
+
+test('sk_skb and sk_msg attach to a sockhash and detach when their Link closes', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const coll = BpfObjectSpec.open(objectPath('selftest')).only(['selftest_sk_skb', 'selftest_sk_msg']).load();
+  try {
+    const A = native().constants.attachType;
+    const hash = coll.map('sock_hash');
+    const skb = coll.program('selftest_sk_skb');
+    const msg = coll.program('selftest_sk_msg');
+    assert.deepEqual(hash.attachedPrograms(A.SK_SKB_STREAM_VERDICT!), []);
+    const l1 = skb.attachToMap(hash); // attach type from the section: sk_skb/stream_verdict
+    const l2 = msg.attachToMap(hash);
+    assert.deepEqual(hash.attachedPrograms(A.SK_SKB_STREAM_VERDICT!), [skb.info().id]);
+    assert.deepEqual(hash.attachedPrograms(A.SK_MSG_VERDICT!), [msg.info().id]);
+    assert.throws(() => l1.pin('/sys/fs/bpf/nope'), /pin the map instead/);
+    l1.close();
+    l1.close();
+    assert.deepEqual(hash.attachedPrograms(A.SK_SKB_STREAM_VERDICT!), []);
+    assert.deepEqual(hash.attachedPrograms(A.SK_MSG_VERDICT!), [msg.info().id], 'the other attachment stays');
+    l2.detach();
+    assert.deepEqual(hash.attachedPrograms(A.SK_MSG_VERDICT!), []);
+  } finally {
+    coll.close();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
