@@ -12,6 +12,7 @@ import { ScratchCgroup } from '../../../src/platform/cgroup';
 import { runInCgroup } from '../../helpers/child';
 import { Cleanup } from '../../helpers/cleanup';
 import { needsKernel } from '../../helpers/kernel';
+import { loadRingbench, produceArgs, producerTotals } from '../../helpers/ringbench';
 import { snapshot, waitForNoLeftovers } from '../../helpers/leftovers';
 
 /** Program ids attached to a cgroup, as bpftool sees them. */
@@ -158,6 +159,28 @@ test('sk_skb and sk_msg attach to a sockhash and detach when their Link closes',
     assert.deepEqual(hash.attachedPrograms(A.SK_MSG_VERDICT!), []);
   } finally {
     coll.close();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+test('a program re-opened from its pin is the same program and runs', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const pinDir = cleanup.add('pin dir', fs.mkdtempSync('/sys/fs/bpf/sockmesh-test-'), (d) => fs.rmSync(d, { recursive: true, force: true }));
+    const coll = cleanup.add('collection', loadRingbench(64 * 1024), (c) => c.close());
+    const produce = coll.program('produce');
+    produce.pin(path.join(pinDir, 'produce'));
+    const again = cleanup.add('re-opened', Program.fromPin(path.join(pinDir, 'produce')), (p) => p.close());
+    assert.equal(again.info().id, produce.info().id);
+    assert.equal(again.info().tag, produce.info().tag);
+    produce.close();
+    const r = again.testRun({ ctx: produceArgs(0, 10) });
+    assert.equal(r.retval, 10, 'the re-opened handle runs the program');
+    assert.equal(producerTotals(coll).produced, 10);
+  } finally {
+    await cleanup.run();
   }
   assert.deepEqual(await waitForNoLeftovers(before), []);
 });
