@@ -140,6 +140,7 @@ test('sk_skb and sk_msg attach to a sockhash and detach when their Link closes',
   if (!needsKernel(t)) return;
   const before = snapshot();
   const coll = BpfObjectSpec.open(objectPath('selftest')).only(['selftest_sk_skb', 'selftest_sk_msg']).load();
+  const pinDir = fs.mkdtempSync('/sys/fs/bpf/sockmesh-test-');
   try {
     const A = native().constants.attachType;
     const hash = coll.map('sock_hash');
@@ -150,7 +151,7 @@ test('sk_skb and sk_msg attach to a sockhash and detach when their Link closes',
     const l2 = msg.attachToMap(hash);
     assert.deepEqual(hash.attachedPrograms(A.SK_SKB_STREAM_VERDICT!), [skb.info().id]);
     assert.deepEqual(hash.attachedPrograms(A.SK_MSG_VERDICT!), [msg.info().id]);
-    assert.throws(() => l1.pin('/sys/fs/bpf/nope'), /pin the map instead/);
+    assert.throws(() => l1.pin(path.join(pinDir, 'skb')), /pin the map instead/);
     l1.close();
     l1.close();
     assert.deepEqual(hash.attachedPrograms(A.SK_SKB_STREAM_VERDICT!), []);
@@ -159,6 +160,7 @@ test('sk_skb and sk_msg attach to a sockhash and detach when their Link closes',
     assert.deepEqual(hash.attachedPrograms(A.SK_MSG_VERDICT!), []);
   } finally {
     coll.close();
+    fs.rmSync(pinDir, { recursive: true, force: true });
   }
   assert.deepEqual(await waitForNoLeftovers(before), []);
 });
