@@ -27,7 +27,6 @@
  */
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { MessagePort, Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -149,20 +148,9 @@ function progress(msg: string): void {
 
 // ---------------------------------------------------------------- kernel side
 
-const LE = os.endianness() === 'LE';
-const ARGS_FIRST_SEQ = RingbenchArgs.field('first_seq').offset;
-const ARGS_COUNT = RingbenchArgs.field('count').offset;
 
 function argsCtx(firstSeq: number, count: number): Buffer {
-  const b = Buffer.alloc(RingbenchArgs.size);
-  if (LE) {
-    b.writeBigUInt64LE(BigInt(firstSeq), ARGS_FIRST_SEQ);
-    b.writeUInt32LE(count, ARGS_COUNT);
-  } else {
-    b.writeBigUInt64BE(BigInt(firstSeq), ARGS_FIRST_SEQ);
-    b.writeUInt32BE(count, ARGS_COUNT);
-  }
-  return b;
+  return RingbenchArgs.encode({ first_seq: firstSeq, count });
 }
 
 /** Bytes one record takes in the kernel ring: 8-byte header, data padded to 8. */

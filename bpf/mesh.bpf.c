@@ -12,7 +12,7 @@
  */
 #include "common.h"
 #include "mesh.h"
-#include "tcp_payload.h"
+#include "tcp_sock.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -378,17 +378,10 @@ static __always_inline void fill_endpoints(struct mesh_conn_event *e, struct bpf
 		v4mapped(e->saddr, skops->local_ip4);
 		v4mapped(e->daddr, skops->remote_ip4);
 	} else {
-		e->saddr[0] = skops->local_ip6[0];
-		e->saddr[1] = skops->local_ip6[1];
-		e->saddr[2] = skops->local_ip6[2];
-		e->saddr[3] = skops->local_ip6[3];
-		e->daddr[0] = skops->remote_ip6[0];
-		e->daddr[1] = skops->remote_ip6[1];
-		e->daddr[2] = skops->remote_ip6[2];
-		e->daddr[3] = skops->remote_ip6[3];
+		sockops_ip6(skops, e->saddr, e->daddr);
 	}
 	e->sport = (__u16)skops->local_port;
-	e->dport = (__u16)(bpf_ntohl(skops->remote_port) & 0xffff);
+	e->dport = sockops_remote_port(skops);
 }
 
 static __always_inline __u8 close_cause(__u32 old_state, int sk_err, struct bpf_sock_ops *skops)

@@ -7,7 +7,7 @@
  */
 #include "common.h"
 #include "selftest.h"
-#include "tcp_payload.h"
+#include "tcp_sock.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -89,17 +89,10 @@ static __always_inline int emit_close(struct bpf_sock_ops *skops, __u32 old_stat
 		e->saddr[0] = skops->local_ip4;
 		e->daddr[0] = skops->remote_ip4;
 	} else {
-		e->saddr[0] = skops->local_ip6[0];
-		e->saddr[1] = skops->local_ip6[1];
-		e->saddr[2] = skops->local_ip6[2];
-		e->saddr[3] = skops->local_ip6[3];
-		e->daddr[0] = skops->remote_ip6[0];
-		e->daddr[1] = skops->remote_ip6[1];
-		e->daddr[2] = skops->remote_ip6[2];
-		e->daddr[3] = skops->remote_ip6[3];
+		sockops_ip6(skops, e->saddr, e->daddr);
 	}
 	e->sport = (__u16)skops->local_port;
-	e->dport = (__u16)(bpf_ntohl(skops->remote_port) & 0xffff);
+	e->dport = sockops_remote_port(skops);
 	/* Only an active socket enabled STATE_CB from ACTIVE_ESTABLISHED with this
 	 * flag bit set; see on_established. */
 	e->active = (skops->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_RTT_CB_FLAG) ? 1 : 0;
@@ -118,8 +111,7 @@ static __always_inline int on_established(struct bpf_sock_ops *skops, int active
 	/* RTT_CB doubles as the "active" marker so the close record needs no storage. */
 	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG |
 					 (active ? BPF_SOCK_OPS_RTT_CB_FLAG : 0));
-	if (sockmap_port && (skops->local_port == sockmap_port ||
-			     (bpf_ntohl(skops->remote_port) & 0xffff) == sockmap_port)) {
+	if (sockmap_port && (skops->local_port == sockmap_port || sockops_remote_port(skops) == sockmap_port)) {
 		key = bpf_get_socket_cookie(skops);
 		return bpf_sock_hash_update(skops, &sock_hash, &key, BPF_NOEXIST);
 	}

@@ -42,7 +42,7 @@ export type ApplyOutcome =
   | { kind: 'applied'; report: ApplyReport }
   | { kind: 'rejected'; errors: string[] };
 
-type Follower = { filter: ConnectionFilter; fn: (rec: ConnectionRecord) => void };
+type Follower = { filter: ConnectionFilter; fn: (rec: NamedRecord) => void };
 
 export class Agent implements AgentView {
   private dp: Dataplane | undefined;
@@ -65,8 +65,9 @@ export class Agent implements AgentView {
   otlpStats: (() => { endpoint: string; exported: number; failed: number; dropped: number }) | undefined;
 
   constructor(readonly opts: AgentOptions) {
-    this.aggregator.onRecord((rec) => {
-      for (const f of this.followers) if (matches(rec, f.filter, this.aggregator)) f.fn(rec);
+    // The edge already carries the record's names: no second lookup per follower.
+    this.aggregator.onRecord((rec, edge) => {
+      for (const f of this.followers) if (labelsMatch(edge.labels, f.filter)) f.fn({ ...rec, labels: edge.labels });
     });
   }
 
@@ -325,16 +326,10 @@ export class Agent implements AgentView {
   }
 
   follow(filter: ConnectionFilter, fn: (rec: NamedRecord) => void): () => void {
-    // The record path has already matched the filter (matches()): name the record and hand it on.
-    const f: Follower = { filter, fn: (rec) => fn({ ...rec, labels: this.aggregator.labelsOf(rec) }) };
+    const f: Follower = { filter, fn };
     this.followers.add(f);
     return () => this.followers.delete(f);
   }
-}
-
-function matches(rec: ConnectionRecord, filter: ConnectionFilter, agg: Aggregator): boolean {
-  if (!filter.workload && !filter.service) return true;
-  return labelsMatch(agg.labelsOf(rec), filter);
 }
 
 /**

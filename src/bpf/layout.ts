@@ -58,6 +58,17 @@ function readExpr(s: Scalar, off: string): string {
   }
 }
 
+function writeScalar(dv: DataView, s: Scalar, off: number, v: number | bigint): void {
+  switch (s) {
+    case 'u8': dv.setUint8(off, Number(v)); return;
+    case 'u16': dv.setUint16(off, Number(v), LE); return;
+    case 'u32': dv.setUint32(off, Number(v), LE); return;
+    case 'i32': dv.setInt32(off, Number(v), LE); return;
+    case 'u64': case 'u64n': dv.setBigUint64(off, BigInt(v), LE); return;
+    case 'i64': dv.setBigInt64(off, BigInt(v), LE); return;
+  }
+}
+
 export class StructLayout<D extends Record<string, FieldDef>> {
   readonly fields: readonly FieldLayout[];
   readonly size: number;
@@ -104,6 +115,25 @@ export class StructLayout<D extends Record<string, FieldDef>> {
         ${visible.map((f) => `get ${f.name}() { const dv = this.$dv; return ${valueOf(f, 'this.$o')}; }`).join('\n')}
       }
       return View;`)() as new () => StructView<Decoded<D>>;
+  }
+
+  /**
+   * The C struct's bytes for the given fields (padding and any field left out
+   * are zero): map keys and values, test_run contexts.
+   */
+  encode(values: Partial<Decoded<D>>): Buffer {
+    const b = Buffer.alloc(this.size);
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const src = values as Record<string, number | bigint | readonly (number | bigint)[] | undefined>;
+    for (const f of this.fields) {
+      const v = src[f.name];
+      if (v === undefined) continue;
+      const items = Array.isArray(v) ? v : [v];
+      if (items.length !== f.count) throw new RangeError(`${this.name}.${f.name}: ${items.length} values for ${f.count}`);
+      const es = f.size / f.count;
+      items.forEach((x, i) => writeScalar(dv, f.scalar, f.offset + i * es, x as number | bigint));
+    }
+    return b;
   }
 
   /** A fresh flyweight reader over this layout. */

@@ -193,6 +193,21 @@ export function parseCidr(text: string): Checked<Cidr> {
   return { ok: true, value: { family: ip.value.family, text: `${ip.value.text}/${prefix}`, network: ip.value, prefix } };
 }
 
+/**
+ * Text of 16 address bytes as the BPF maps and records hold them: a dotted
+ * quad for IPv4-mapped bytes, else RFC 5952 (the same canonical form parseIp
+ * gives, from the same parser).
+ */
+export function formatIpBytes(bytes: Buffer): string {
+  if (bytes.subarray(0, 12).equals(V4_MAPPED_PREFIX)) return Array.from(bytes.subarray(12)).join('.');
+  return new URL(`http://[${v6Text(bytes)}]/`).hostname.slice(1, -1);
+}
+
+/** Address and port as one string: "a.b.c.d:port" or "[v6]:port". */
+export function formatEndpoint(address: string, family: IpFamily, port: number): string {
+  return family === 6 ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 function v6Text(bytes: Buffer): string {
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));

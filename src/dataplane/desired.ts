@@ -4,7 +4,8 @@
  * and weighted slots. Pure: no kernel access.
  */
 import { MESH_MAX_SLOTS } from '../bpf/layouts/mesh';
-import { formatAddr, MeshAddr } from './addr';
+import { formatEndpoint } from '../config/model';
+import type { MeshAddr } from './addr';
 import { assignIds } from './ids';
 import { slotTable, weightsToSlots } from './slots';
 
@@ -52,7 +53,7 @@ export interface DesiredService {
 }
 
 export function endpointText(addr: MeshAddr, port: number): string {
-  return addr.family === 6 ? `[${formatAddr(addr.bytes)}]:${port}` : `${addr.text}:${port}`;
+  return formatEndpoint(addr.text, addr.family, port);
 }
 
 export function desiredState(ports: readonly ServicePortSpec[]): DesiredService[] {

@@ -11,7 +11,7 @@
  */
 import type { BpfMap } from '../bpf';
 import { MeshBackend, MeshSlotKey, MeshSvc, MeshSvcKey } from '../bpf/layouts/mesh';
-import { wordsFromAddr, addrFromWords, formatAddr } from './addr';
+import { wordsFromAddr } from './addr';
 import type { DesiredService, FrontendSpec } from './desired';
 
 const PROTO: Record<FrontendSpec['protocol'], number> = { TCP: 6, UDP: 17 };
@@ -38,44 +38,20 @@ export interface ApplyReport {
 }
 
 export function frontendKey(f: FrontendSpec): Buffer {
-  const b = Buffer.alloc(MeshSvcKey.size);
-  wordsFromAddr(f.vip.bytes).forEach((w, i) => b.writeUInt32LE(w >>> 0, MeshSvcKey.field('addr').offset + i * 4));
-  b.writeUInt16LE(f.port, MeshSvcKey.field('port').offset);
-  b.writeUInt8(PROTO[f.protocol], MeshSvcKey.field('proto').offset);
-  return b;
-}
-
-export function describeFrontendKey(key: Buffer): string {
-  const k = MeshSvcKey.decode(key, 0);
-  const proto = k.proto === 6 ? 'TCP' : k.proto === 17 ? 'UDP' : `proto ${k.proto}`;
-  const a = formatAddr(addrFromWords(k.addr));
-  return `${a.includes(':') ? `[${a}]` : a}:${k.port}/${proto}`;
+  return MeshSvcKey.encode({ addr: wordsFromAddr(f.vip.bytes), port: f.port, proto: PROTO[f.protocol] });
 }
 
 function svcValue(id: number, gen: number, slots: number): Buffer {
-  const b = Buffer.alloc(MeshSvc.size);
-  b.writeUInt32LE(id, MeshSvc.field('id').offset);
-  b.writeUInt32LE(gen, MeshSvc.field('gen').offset);
-  b.writeUInt32LE(slots, MeshSvc.field('slots').offset);
-  return b;
+  return MeshSvc.encode({ id, gen, slots });
 }
 
 function slotKey(svc: number, gen: number, slot: number): Buffer {
-  const b = Buffer.alloc(MeshSlotKey.size);
-  b.writeUInt32LE(svc, 0);
-  b.writeUInt32LE(gen, 4);
-  b.writeUInt32LE(slot, 8);
-  return b;
+  return MeshSlotKey.encode({ svc, gen, slot });
 }
 
 function backendValue(s: DesiredService, slot: number): Buffer {
   const be = s.backends[s.slots[slot]!]!;
-  const b = Buffer.alloc(MeshBackend.size);
-  wordsFromAddr(be.addr.bytes).forEach((w, i) => b.writeUInt32LE(w >>> 0, i * 4));
-  b.writeUInt16LE(be.port, MeshBackend.field('port').offset);
-  b.writeUInt16LE(AF[be.addr.family], MeshBackend.field('family').offset);
-  b.writeUInt32LE(be.id, MeshBackend.field('id').offset);
-  return b;
+  return MeshBackend.encode({ addr: wordsFromAddr(be.addr.bytes), port: be.port, family: AF[be.addr.family], id: be.id });
 }
 
 /** Every frontend in the kernel now. */

@@ -5,6 +5,7 @@
  * counters so far: the aggregator adds only what changed since the last
  * record of the same connection, so nothing is counted twice.
  */
+import { formatEndpoint } from '../config/model';
 import type { ConnectionRecord } from './record';
 import { Directory } from './directory';
 
@@ -89,7 +90,7 @@ export class Aggregator {
     let backendId = rec.backendId;
     if (rec.side === 'server' && serviceId === 0) {
       // The server never saw the VIP: attribute by its own endpoint.
-      const ids = d.byEndpoint.get(rec.family === 6 ? `[${rec.local.address}]:${rec.local.port}` : `${rec.local.address}:${rec.local.port}`);
+      const ids = d.byEndpoint.get(formatEndpoint(rec.local.address, rec.family, rec.local.port));
       if (ids && ids.length === 1) {
         backendId = ids[0]!;
         serviceId = d.backends.get(backendId)?.serviceId ?? 0;

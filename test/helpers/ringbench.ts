@@ -11,10 +11,7 @@ export function loadRingbench(ringBytes: number, recordSize = 64): Collection {
 
 /** test_run ctx of `produce`: `count` records numbered from `firstSeq`. */
 export function produceArgs(firstSeq: number, count: number): Buffer {
-  const b = Buffer.alloc(RingbenchArgs.size);
-  b.writeBigUInt64LE(BigInt(firstSeq), RingbenchArgs.field('first_seq').offset);
-  b.writeUInt32LE(count, RingbenchArgs.field('count').offset);
-  return b;
+  return RingbenchArgs.encode({ first_seq: firstSeq, count });
 }
 
 /** The producer's own counters, summed over CPUs. */

@@ -52,3 +52,13 @@ test('a view is a flyweight: re-pointing it reads the next record', () => {
 test('reads past the end of the buffer throw instead of returning garbage', () => {
   assert.throws(() => L.decode(Buffer.alloc(10), 0), RangeError);
 });
+
+test('encode writes the C bytes decode reads back; padding and omitted fields are zero', () => {
+  const b = L.encode({ a: 7, b: 0xdeadbeef, c: 2 ** 52 + 3, d: [1, 2, 65535], e: 2n ** 64n - 1n });
+  assert.equal(b.length, L.size);
+  assert.deepEqual(L.decode(b, 0), { a: 7, b: 0xdeadbeef, c: 2 ** 52 + 3, d: [1, 2, 65535], e: 2n ** 64n - 1n });
+  assert.equal(b.readUInt32LE(32), 0, '_pad0');
+  assert.deepEqual([...b.subarray(1, 4)], [0, 0, 0], 'alignment gap');
+  assert.deepEqual(L.decode(L.encode({ b: 5 }), 0), { a: 0, b: 5, c: 0, d: [0, 0, 0], e: 0n });
+  assert.throws(() => L.encode({ d: [1, 2] }), /t\.d: 2 values for 3/);
+});

@@ -1,14 +1,33 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * TCP counters as the application sees them. The kernel's bytes_acked and
+ * Reading TCP sockets, shared by the program families: the sockops context's
+ * endpoints, and counters as the application sees them. The kernel's bytes_acked and
  * bytes_received count sequence space: bytes_acked includes the active side's
  * SYN (the passive side's SYN-ACK is accounted before the child socket exists)
  * and our FIN once acked; bytes_received includes the peer's FIN.
  */
-#ifndef SOCKMESH_TCP_PAYLOAD_H
-#define SOCKMESH_TCP_PAYLOAD_H
+#ifndef SOCKMESH_TCP_SOCK_H
+#define SOCKMESH_TCP_SOCK_H
 
 #include "common.h"
+
+/* remote_port is network order in the upper half of the field; local_port is host order. */
+static __always_inline __u16 sockops_remote_port(struct bpf_sock_ops *skops)
+{
+	return (__u16)(bpf_ntohl(skops->remote_port) & 0xffff);
+}
+
+static __always_inline void sockops_ip6(struct bpf_sock_ops *skops, __u32 saddr[4], __u32 daddr[4])
+{
+	saddr[0] = skops->local_ip6[0];
+	saddr[1] = skops->local_ip6[1];
+	saddr[2] = skops->local_ip6[2];
+	saddr[3] = skops->local_ip6[3];
+	daddr[0] = skops->remote_ip6[0];
+	daddr[1] = skops->remote_ip6[1];
+	daddr[2] = skops->remote_ip6[2];
+	daddr[3] = skops->remote_ip6[3];
+}
 
 static __always_inline int fin_sent_state(__u32 state)
 {
