@@ -5,11 +5,15 @@
  * 1. Drain: for each record size, the `produce` SEC("syscall") program
  *    (bpf/ringbench.bpf.c, run with test_run) pre-fills the ring while nobody
  *    consumes; then one consumer drains it and is timed. Consumers, interleaved
- *    in every round (order rotated): JS RingBufferReader + decode() (a plain
- *    object per record), JS + view() (flyweight), JS walk only (no decoding: the
- *    transport's floor), and bench/ringbuf_consumer.c (libbpf
+ *    in every round (order rotated): the copying RingBufferReader and the
+ *    zero-copy MappedRingReader (the agent's), each with decode() (a plain
+ *    object per record) and view() (flyweight); the copying walk alone (no
+ *    decoding: that transport's floor); and bench/ringbuf_consumer.c (libbpf
  *    ring_buffer__consume on the pinned map). Every consumer checks every
  *    record (seq order, `check`, `size`, ts order), so decoding is real.
+ *    JS readers and handlers live for the whole bench, as the agent's do (a
+ *    ring each), and are warmed up first: the runs measure steady-state
+ *    throughput, not V8 compiling. The headline JS figure is zero-copy view().
  * 2. Paced: a producer thread (worker_threads, test_run every 10 ms adding
  *    what the wall clock says is due) runs at a fixed rate while the JS
  *    reader (default options, the object's own 16 MiB ring) decodes on the
@@ -258,6 +262,7 @@ class Rig {
 
 /** js-*: the copying RingBufferReader; zc-*: the zero-copy MappedRingReader. */
 type Variant = 'js-decode' | 'js-view' | 'js-walk' | 'zc-decode' | 'zc-view' | 'c';
+type JsVariant = Exclude<Variant, 'c'>;
 const VARIANTS: readonly Variant[] = ['js-decode', 'js-view', 'js-walk', 'zc-decode', 'zc-view', 'c'];
 
 interface Checks {
@@ -277,6 +282,8 @@ interface RunResult extends Checks {
 
 interface JsConsumer {
   handler: RecordHandler;
+  /** Expects `want` records from `firstSeq` on; `onCount` fires at the last. */
+  arm(firstSeq: number, want: number, onCount: () => void): void;
   records(): number;
   checks(): Checks;
 }
@@ -285,20 +292,27 @@ interface JsConsumer {
  * The JS record handlers. Each reads every field of every record once and
  * checks it: seq in order from firstSeq, check == seq ^ 0x5eed5eed (low 32
  * bits), size == record size == framed length, ts_ns non-decreasing.
- * `onCount` fires when `want` records have been seen.
+ *
+ * One consumer per variant lives for the whole bench, as the agent's does:
+ * its handler is compiled once and is hot from the warm-up on, so the runs
+ * measure throughput, not the JIT. The running seq and timestamp live in a
+ * Float64Array: both are beyond 2^31, and a double kept in a closure variable
+ * is boxed into a fresh heap number on every store (measured: 67M -> 138M
+ * records/s for zero-copy view() at 64 B).
  */
-function jsConsumer(variant: Exclude<Variant, 'c'>, firstSeq: number, size: number, want: number, onCount: () => void): JsConsumer {
+function jsConsumer(variant: JsVariant, size: number): JsConsumer {
+  const st = new Float64Array(2); // [next seq, last ts]
   let n = 0;
-  let next = firstSeq;
-  let lastTs = 0;
+  let want = 0;
+  let onCount: () => void = () => undefined;
   const c: Checks = { seqErrors: 0, checkErrors: 0, sizeErrors: 0, tsErrors: 0 };
   const verify = (seq: number, ts: number, sz: number, check: number, len: number): void => {
-    if (seq !== next) c.seqErrors++;
-    next = seq + 1;
+    if (seq !== st[0]) c.seqErrors++;
+    st[0] = seq + 1;
     if (((seq ^ 0x5eed5eed) >>> 0) !== check) c.checkErrors++;
     if (sz !== size || len !== size) c.sizeErrors++;
-    if (ts < lastTs) c.tsErrors++;
-    lastTs = ts;
+    if (ts < (st[1] as number)) c.tsErrors++;
+    st[1] = ts;
   };
   let handler: RecordHandler;
   switch (variant === 'zc-decode' ? 'js-decode' : variant === 'zc-view' ? 'js-view' : variant) {
@@ -319,13 +333,26 @@ function jsConsumer(variant: Exclude<Variant, 'c'>, firstSeq: number, size: numb
       break;
     }
     case 'js-walk':
+    default:
       // Transport only: the framing walk and one call per record, no field read.
       handler = () => {
         if (++n === want) onCount();
       };
       break;
   }
-  return { handler, records: () => n, checks: () => ({ ...c }) };
+  return {
+    handler,
+    arm: (firstSeq, w, done) => {
+      n = 0;
+      want = w;
+      onCount = done;
+      st[0] = firstSeq;
+      st[1] = 0;
+      c.seqErrors = c.checkErrors = c.sizeErrors = c.tsErrors = 0;
+    },
+    records: () => n,
+    checks: () => ({ ...c }),
+  };
 }
 
 const gc: (() => void) | undefined = (globalThis as { gc?: () => void }).gc;
@@ -337,15 +364,36 @@ function settle(): void {
 
 const DRAIN_TIMEOUT_MS = 30_000;
 
-async function drainJs(rig: Rig, variant: Exclude<Variant, 'c'>, n: number): Promise<RunResult> {
-  settle();
-  const { firstSeq, ns: fillNs } = rig.fill(n);
-  let finish!: () => void;
-  const done = new Promise<void>((r) => (finish = r));
-  const consumer = jsConsumer(variant, firstSeq, rig.recordSize, n, () => finish());
+/**
+ * A JS variant's rig, consumer and reader, all kept for the whole bench. Each
+ * variant has a ring of its own: a live reader consumes everything its ring
+ * receives, so two readers cannot take turns on one ring.
+ */
+interface JsLane {
+  variant: JsVariant;
+  rig: Rig;
+  consumer: JsConsumer;
+  reader: RingBufferReader | MappedRingReader;
+}
+
+function openLane(variant: JsVariant, rig: Rig): JsLane {
+  const consumer = jsConsumer(variant, rig.recordSize);
   const reader = variant.startsWith('zc-')
     ? new MappedRingReader(rig.records, consumer.handler)
     : new RingBufferReader(rig.records, consumer.handler);
+  cleanups.push(() => void reader.close());
+  return { variant, rig, consumer, reader };
+}
+
+async function drainJs(lane: JsLane, n: number): Promise<RunResult> {
+  const { rig, consumer, reader, variant } = lane;
+  settle();
+  const before = reader.stats();
+  let finish!: () => void;
+  const done = new Promise<void>((r) => (finish = r));
+  // The fill runs on this thread: the reader's wake-up waits until it returns.
+  const { firstSeq, ns: fillNs } = rig.fill(n);
+  consumer.arm(firstSeq, n, () => finish());
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   let timer: NodeJS.Timeout | undefined;
@@ -354,15 +402,15 @@ async function drainJs(rig: Rig, variant: Exclude<Variant, 'c'>, n: number): Pro
   const ns = Number(process.hrtime.bigint() - t0);
   const cpu = process.cpuUsage(cpu0);
   clearTimeout(timer);
-  await reader.close({ drain: true });
-  const st = reader.stats();
+  const after = reader.stats();
+  const got = after.records - before.records;
   if (outcome === 'timeout') {
     throw new Error(`${variant} ${rig.label}: ${consumer.records()} of ${n} records after ${DRAIN_TIMEOUT_MS} ms ` +
-      `(reader stats ${JSON.stringify(st)})`);
+      `(reader stats ${JSON.stringify(after)})`);
   }
-  if (consumer.records() !== n || st.records !== n || st.handlerErrors !== 0) {
-    throw new Error(`${variant} ${rig.label}: expected ${n} records, handler saw ${consumer.records()}, ` +
-      `reader stats ${JSON.stringify(st)}`);
+  if (consumer.records() !== n || got !== n || after.handlerErrors !== before.handlerErrors) {
+    throw new Error(`${variant} ${rig.label}: expected ${n} records, handler saw ${consumer.records()}, reader ${got}, ` +
+      `reader stats ${JSON.stringify(after)}`);
   }
   return { records: n, ns, cpuNs: (cpu.user + cpu.system) * 1000, fillNs, ...consumer.checks() };
 }
@@ -645,30 +693,42 @@ async function main(): Promise<number> {
     `${gc ? '' : ' (no --expose-gc: runs may pay for earlier garbage)'}`);
 
   // ---- drain
-  const rigs = opts.sizes.map((s) => new Rig(`${s}`, s, ringBytesFor(opts.records, s), pinDir));
+  // One rig per size for the C consumer (a fresh process per run), and one per
+  // size and JS variant with that variant's reader on it for the whole bench.
+  const jsVariants = VARIANTS.filter((v): v is JsVariant => v !== 'c');
+  const cRigs = new Map(opts.sizes.map((s) => [s, new Rig(`${s}-c`, s, ringBytesFor(opts.records, s), pinDir)]));
+  const lanes = new Map(opts.sizes.map((s) => [s, new Map(jsVariants.map((v) =>
+    [v, openLane(v, new Rig(`${s}-${v}`, s, ringBytesFor(opts.records, s), pinDir))]))]));
+  const lane = (s: number, v: JsVariant): JsLane => lanes.get(s)?.get(v) as JsLane;
   const results = new Map<number, SizeResults>(opts.sizes.map((s) => [s, {
     runs: { 'js-decode': [], 'js-view': [], 'js-walk': [], 'zc-decode': [], 'zc-view': [], c: [] },
   }]));
-  // Warm-up (not counted): the JIT compiles the handlers and the decoders.
-  for (const rig of rigs) {
-    for (const v of VARIANTS) {
-      if (v !== 'c') await drainJs(rig, v, Math.min(opts.records, 200_000));
+  // Warm-up (not counted): the JIT compiles the handlers, the walks and the decoders.
+  for (const s of opts.sizes) {
+    for (const v of jsVariants) {
+      for (let i = 0; i < 3; i++) await drainJs(lane(s, v), Math.min(opts.records, 500_000));
     }
   }
   for (let round = 0; round < opts.rounds; round++) {
-    for (const rig of rigs) {
-      const res = results.get(rig.recordSize) as SizeResults;
+    for (const s of opts.sizes) {
+      const res = results.get(s) as SizeResults;
       const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length] as Variant);
       const line: string[] = [];
       for (const v of order) {
-        const r = v === 'c' ? await drainC(rig, binary, opts.records) : await drainJs(rig, v, opts.records);
+        const r = v === 'c' ? await drainC(cRigs.get(s) as Rig, binary, opts.records) : await drainJs(lane(s, v), opts.records);
         res.runs[v].push(r);
         line.push(`${v} ${si(rate(r))}/s`);
       }
-      progress(`round ${round + 1}/${opts.rounds} ${rig.recordSize} B: ${line.join(', ')}`);
+      progress(`round ${round + 1}/${opts.rounds} ${s} B: ${line.join(', ')}`);
     }
   }
-  for (const rig of rigs) rig.close();
+  for (const byVariant of lanes.values()) {
+    for (const l of byVariant.values()) {
+      await l.reader.close();
+      l.rig.close();
+    }
+  }
+  for (const rig of cRigs.values()) rig.close();
 
   // ---- paced
   const paced: PacedResult[] = [];
@@ -707,12 +767,12 @@ async function main(): Promise<number> {
     }));
   out.write('\nCPU: records per CPU-second (all threads of the consumer process) and cores busy during the drain\n');
   printTable(undefined,
-    ['size', 'JS decode() /CPU-s', 'JS view() /CPU-s', 'C /CPU-s', 'JS decode cores', 'C cores', 'check errors'],
+    ['size', 'JS decode() /CPU-s', 'JS view() /CPU-s', 'zero-copy view() /CPU-s', 'C /CPU-s', 'JS decode cores', 'zero-copy view cores', 'C cores', 'check errors'],
     opts.sizes.map((s) => {
       const r = S(s).runs;
       const cores = (rs: RunResult[]): string => `${median(rs.map((x) => x.cpuNs / x.ns)).toFixed(2)}`;
       return [`${s} B`, si(rates(r['js-decode'], perCpuSecond).median), si(rates(r['js-view'], perCpuSecond).median),
-        si(rates(r.c, perCpuSecond).median), cores(r['js-decode']), cores(r.c), String(VARIANTS.reduce((a, v) => a + errorsOf(r[v]), 0))];
+        si(rates(r['zc-view'], perCpuSecond).median), si(rates(r.c, perCpuSecond).median), cores(r['js-decode']), cores(r['zc-view']), cores(r.c), String(VARIANTS.reduce((a, v) => a + errorsOf(r[v]), 0))];
     }));
   if (paced.length || stress.length) {
     out.write(`\npaced: producer thread at a fixed rate, ${opts.pacedSeconds} s per run, ${pacedSize} B records; JS reader (default options) ` +
@@ -747,17 +807,20 @@ async function main(): Promise<number> {
     };
   }
   const hr = S(head).runs;
-  const jsHead = rates(hr['js-decode']).median;
+  // Headline JS: the zero-copy reader (the agent's) with view(), which reads
+  // every field of every record in place; the copying reader stays beside it.
+  const jsHead = rates(hr['zc-view']).median;
   const cHead = rates(hr.c).median;
   const minOver = (f: (s: number) => number): number => Math.min(...opts.sizes.map(f));
   const dropsAt1M = paced.reduce((a, p) => a + p.dropped, 0);
   const validationErrors = opts.sizes.reduce((a, s) => a + VARIANTS.reduce((b, v) => b + errorsOf(S(s).runs[v]), 0), 0) +
     [...paced, ...stress].reduce((a, p) => a + p.checkErrors, 0);
+  const worstOverC = minOver((s) => rates(S(s).runs['zc-view']).median / rates(S(s).runs.c).median);
   const targets = {
-    // The best consumer that reads every field of every record (zero-copy view).
-    js_over_c_ge_0_5: minOver((s) => Math.max(rates(S(s).runs['zc-view']).median, rates(S(s).runs['zc-decode']).median) / rates(S(s).runs.c).median) >= 0.5,
-    js_ge_5M_per_s: minOver((s) => rates(S(s).runs['js-decode']).median) >= 5e6,
-    js_ge_5M_per_cpu_s: minOver((s) => rates(S(s).runs['js-decode'], perCpuSecond).median) >= 5e6,
+    // Every record size measured, not only the headline one.
+    js_over_c_ge_0_5: worstOverC >= 0.5,
+    js_ge_5M_per_s: minOver((s) => rates(S(s).runs['zc-view']).median) >= 5e6,
+    js_ge_5M_per_cpu_s: minOver((s) => rates(S(s).runs['zc-view'], perCpuSecond).median) >= 5e6,
     zero_loss_at_1M: paced.length > 0 && opts.pacedRate >= 1e6 && dropsAt1M === 0 && paced.every((p) => p.balanced),
   };
   const summary = {
@@ -766,14 +829,14 @@ async function main(): Promise<number> {
     records_per_run: opts.records,
     rounds: opts.rounds,
     js_records_per_s: sig(jsHead),
-    js_view_records_per_s: sig(rates(hr['js-view']).median),
     c_records_per_s: sig(cHead),
     js_over_c: sig(jsHead / cHead, 3),
-    js_view_over_c: sig(rates(hr['js-view']).median / cHead, 3),
-    zc_records_per_s: sig(rates(hr['zc-decode']).median),
-    zc_view_records_per_s: sig(rates(hr['zc-view']).median),
-    zc_view_over_c: sig(rates(hr['zc-view']).median / cHead, 3),
-    js_records_per_cpu_s: sig(rates(hr['js-decode'], perCpuSecond).median),
+    js_over_c_worst_size: sig(worstOverC, 3),
+    js_decode_records_per_s: sig(rates(hr['zc-decode']).median),
+    js_decode_over_c: sig(rates(hr['zc-decode']).median / cHead, 3),
+    copying_decode_records_per_s: sig(rates(hr['js-decode']).median),
+    copying_view_records_per_s: sig(rates(hr['js-view']).median),
+    js_records_per_cpu_s: sig(rates(hr['zc-view'], perCpuSecond).median),
     drops_at_1M: paced.length ? dropsAt1M : null,
     paced: paced.length ? {
       rate: opts.pacedRate, seconds: opts.pacedSeconds, runs: paced.length,
@@ -790,7 +853,7 @@ async function main(): Promise<number> {
     validation_errors: validationErrors,
     seconds: sig((performance.now() - started) / 1000, 3),
   };
-  out.write(`\ntargets: JS >= 0.5x C ${targets.js_over_c_ge_0_5 ? 'met' : 'NOT met'}; JS >= 5M records/s ${targets.js_ge_5M_per_s ? 'met' : 'NOT met'} ` +
+  out.write(`\ntargets (JS = zero-copy view(), every size): JS >= 0.5x C ${targets.js_over_c_ge_0_5 ? 'met' : 'NOT met'} (worst ${ratio(worstOverC)}); JS >= 5M records/s ${targets.js_ge_5M_per_s ? 'met' : 'NOT met'} ` +
     `(per CPU-second: ${targets.js_ge_5M_per_cpu_s ? 'met' : 'NOT met'}); zero loss at ${si(opts.pacedRate)}/s ${targets.zero_loss_at_1M ? 'met' : 'NOT met'}\n`);
   out.write(`${JSON.stringify(summary)}\n`);
   return validationErrors === 0 ? 0 : 1;

@@ -28,6 +28,9 @@ const HDR = 8; // BPF_RINGBUF_HDR_SZ
  */
 const PLAIN_HEADER_LOADS = os.arch() === 'x64' || os.arch() === 'ia32';
 
+/** Makes each reader's walk source unique (see `walk`). */
+let walkSerial = 0;
+
 type Walk = (cons: number, prod: number) => { cons: number; n: number };
 
 export interface MappedRingOptions {
@@ -76,12 +79,13 @@ export class MappedRingReader {
     this.cons = new BigInt64Array(b.consumer.buffer, b.consumer.byteOffset, 1);
     this.prod = new BigInt64Array(b.producer.buffer, b.producer.byteOffset, 1);
     this.walk = new Function(
-      'dv', 'hdr', 'data', 'mask', 'onRecord', 'onError', 'self', 'plain',
-      `return function walk(cons, prod) {
+      'dv', 'hdr', 'data', 'mask', 'onRecord', 'onError', 'self',
+      `// walk ${++walkSerial}
+      return function walk(cons, prod) {
         let n = 0;
         while (cons < prod) {
           const off = cons & mask;
-          const h = plain ? dv.getUint32(off, true) : Atomics.load(hdr, off >> 2) >>> 0;
+          const h = ${PLAIN_HEADER_LOADS ? 'dv.getUint32(off, true)' : '(Atomics.load(hdr, off >> 2) >>> 0)'};
           if (h & ${BUSY}) break;
           const len = h & ${~(BUSY | DISCARD)};
           if (!(h & ${DISCARD})) {
@@ -92,7 +96,7 @@ export class MappedRingReader {
         }
         return { cons, n };
       };`,
-    )(this.dv, this.hdr, this.data, this.size - 1, this.onRecord, this.onError, this, PLAIN_HEADER_LOADS) as Walk;
+    )(this.dv, this.hdr, this.data, this.size - 1, this.onRecord, this.onError, this) as Walk;
     // Records already waiting (e.g. written while the agent was down).
     setImmediate(() => this.drain());
   }
@@ -113,7 +117,9 @@ export class MappedRingReader {
   /**
    * The hot loop, compiled once per reader: each reader's handler call site
    * then sees one function and V8 can inline it (a loop shared by every
-   * reader turns megamorphic and costs a full call per record).
+   * reader turns megamorphic and costs a full call per record). The source
+   * carries a serial: V8 caches compiled sources, and readers sharing one
+   * cached walk would share its call feedback, the very thing this avoids.
    */
   private readonly walk: Walk;
 
