@@ -21,6 +21,23 @@ Napi::Value ObjGet(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd);
 }
 
+// progGetFdById(id) -> fd of a loaded program (CAP_SYS_ADMIN).
+Napi::Value ProgGetFdById(const Napi::CallbackInfo& info) {
+  uint32_t id = static_cast<uint32_t>(ArgInt(info, 0, "program id"));
+  int fd = bpf_prog_get_fd_by_id(id);
+  if (fd < 0) ThrowErrno(info.Env(), errno, "open program by id " + std::to_string(id));
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// enableRunTimeStats() -> fd: BPF_ENABLE_STATS(BPF_STATS_RUN_TIME). The kernel
+// counts run time and runs of every program while any such fd is open, so a
+// crash cannot leave the (machine-wide) accounting on, unlike the sysctl.
+Napi::Value EnableRunTimeStats(const Napi::CallbackInfo& info) {
+  int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  if (fd < 0) ThrowErrno(info.Env(), errno, "enable BPF run-time stats");
+  return Napi::Number::New(info.Env(), fd);
+}
+
 // fdKind(fd) -> "map" | "prog" | "link" | "other": what a pinned path holds.
 Napi::Value FdKind(const Napi::CallbackInfo& info) {
   int fd = static_cast<int>(ArgInt(info, 0, "fd"));
@@ -162,6 +179,8 @@ Napi::Object Constants(Napi::Env env) {
 void InitFunctions(Napi::Env env, Napi::Object exports) {
   exports.Set("objGet", Napi::Function::New(env, ObjGet, "objGet"));
   exports.Set("fdKind", Napi::Function::New(env, FdKind, "fdKind"));
+  exports.Set("progGetFdById", Napi::Function::New(env, ProgGetFdById, "progGetFdById"));
+  exports.Set("enableRunTimeStats", Napi::Function::New(env, EnableRunTimeStats, "enableRunTimeStats"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("probeProgType", Napi::Function::New(env, ProbeProgType, "probeProgType"));
   exports.Set("probeMapType", Napi::Function::New(env, ProbeMapType, "probeMapType"));

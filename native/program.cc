@@ -26,7 +26,8 @@ Program::Program(const Napi::CallbackInfo& info) : FdHandle<Program>(info) {
   Adopt(static_cast<int>(ArgInt(info, 0, "fd")));
 }
 
-// -> { id, type, name, tag, expectedAttachType? }
+// -> { id, type, name, tag, runTimeNs, runCount, recursionMisses }
+// (the run counters move only while run-time stats are on: enableRunTimeStats)
 Napi::Value Program::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = RequireFd(env, "program info");
@@ -41,6 +42,9 @@ Napi::Value Program::Info(const Napi::CallbackInfo& info) {
   o.Set("type", Napi::Number::New(env, pi.type));
   o.Set("name", Napi::String::New(env, pi.name));
   o.Set("tag", Napi::String::New(env, tag));
+  o.Set("runTimeNs", Napi::Number::New(env, static_cast<double>(pi.run_time_ns)));
+  o.Set("runCount", Napi::Number::New(env, static_cast<double>(pi.run_cnt)));
+  o.Set("recursionMisses", Napi::Number::New(env, static_cast<double>(pi.recursion_misses)));
   return o;
 }
 

@@ -11,3 +11,5 @@ export type { RingBufferOptions, RecordHandler, RingBufferStats } from './ringbu
 export { struct, StructLayout } from './layout';
 export { native } from './native';
 export { objectPath } from './objects';
+export { RunTimeStats, programCosts, costDelta } from './stats';
+export type { ProgramCost } from './stats';

@@ -53,6 +53,10 @@ export interface NativeProgramInfo {
   type: number;
   name: string;
   tag: string;
+  /** Total ns the program ran; moves only while run-time stats are on. */
+  runTimeNs: number;
+  runCount: number;
+  recursionMisses: number;
 }
 
 export interface NativeTestRunResult {
@@ -159,6 +163,8 @@ export interface NativeAddon {
   objGet(path: string): number;
   fdKind(fd: number): 'map' | 'prog' | 'link' | 'other';
   closeFd(fd: number): void;
+  enableRunTimeStats(): number;
+  progGetFdById(id: number): number;
   probeProgType(type: number): boolean;
   probeMapType(type: number): boolean;
   /** expectedAttachType: 0 unless the type needs one (CGROUP_SOCK_ADDR: CGROUP_INET4_CONNECT). */

@@ -41,6 +41,14 @@ export class Program {
     return new Program(handle, { name: info.name, section: '', type: info.type, expectedAttachType: 0 });
   }
 
+  /** A program the kernel has loaded, by id (e.g. a link's progId). */
+  static fromId(id: number): Program {
+    if (!Number.isInteger(id) || id <= 0 || id > 0xffffffff) throw new BpfArgumentError(`program id must be a positive u32, got ${id}`);
+    const handle = new (native().Program)(call(() => native().progGetFdById(id)));
+    const info = call(() => handle.info());
+    return new Program(handle, { name: info.name, section: '', type: info.type, expectedAttachType: 0 });
+  }
+
   get name(): string {
     return this.meta.name;
   }
