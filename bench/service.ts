@@ -55,7 +55,8 @@ import { MeshCounter } from '../src/bpf/layouts/mesh';
 import { defaultSettings } from '../src/config/settings';
 import type { AgentSettings } from '../src/config/model';
 import { parseAddr } from '../src/dataplane/addr';
-import { BpfObjectSpec, Link, native, objectPath } from '../src/bpf';
+import { BpfObjectSpec, Link, native, objectPath, Program, RunTimeStats, programCosts, costDelta } from '../src/bpf';
+import type { ProgramCost } from '../src/bpf';
 import type { BpfMap } from '../src/bpf';
 import { Dataplane, MESH_HOOKS } from '../src/dataplane/dataplane';
 import { desiredState, ServicePortSpec } from '../src/dataplane/desired';
@@ -78,6 +79,8 @@ const USAGE = `usage: npm run bench -- service [--rounds N] [--seconds S] [--war
   --rules N        unrelated service rules in front of ours for iptables_10k (default 10000)
   --only A,B       run only these variants (diagnostics; ratios that need the others print as -/null)
   --modes M,N      short, keepalive or both (default both)
+  --bpf-stats      count each mesh program's runs and run time during the mesh runs (kernel
+                   BPF_ENABLE_STATS while the bench runs; adds a clock read per program run)
   --breakdown      also run connect4_only, sockops_norec, mesh_paused_nortt and mesh_paused (short
                    connections) to show where the mesh's cost goes (about 2 min more at the defaults)`;
 
@@ -91,6 +94,7 @@ interface Options {
   iptables: 'nft' | 'legacy';
   rules: number;
   breakdown: boolean;
+  bpfStats: boolean;
   only: string[] | undefined;
   modes: Mode[];
 }
@@ -112,6 +116,7 @@ function readArgs(argv: string[]) {
         iptables: { type: 'string' },
         rules: { type: 'string', default: '10000' },
         breakdown: { type: 'boolean', default: false },
+        'bpf-stats': { type: 'boolean', default: false },
         only: { type: 'string' },
         modes: { type: 'string', default: 'short,keepalive' },
         help: { type: 'boolean', default: false },
@@ -154,6 +159,7 @@ function parseOptions(argv: string[]): Options {
     connections: num('connections', values.connections, 1, 10_000),
     iptables: backend,
     rules: num('rules', values.rules, 1, 200_000),
+    bpfStats: values['bpf-stats'] ?? false,
     breakdown: (values.breakdown ?? false) || (only ?? []).some((n) => (BREAKDOWN_VARIANTS as readonly string[]).includes(n)),
   };
 }
@@ -562,6 +568,16 @@ async function main(): Promise<number> {
   await agent.start();
   const theAgent = agent;
   const dp = theAgent.dataplane;
+  // --bpf-stats: the agent's own programs, opened by id from its links.
+  const meshPrograms: Program[] = [];
+  if (opts.bpfStats) {
+    const stats = RunTimeStats.enable();
+    undo.add('BPF run-time stats', () => stats.close());
+    const ids = new Set([...dp.links.values()].map((l) => l.info().progId).filter((x): x is number => x !== undefined));
+    for (const id of ids) meshPrograms.push(Program.fromId(id));
+    undo.add('mesh program handles', () => meshPrograms.forEach((p) => p.close()));
+  }
+  const programTotals = new Map<Mode, { requests: number; wallNs: number; costs: Map<string, ProgramCost> }>();
   progress(`measuring ${revision() ?? 'a tree outside git'}`);
   progress(`agent: programs on ${meshCg.path}, pins ${bpffsDir}, report interval ${settings.reportIntervalMs} ms; ` +
     `VIP ${VIP}:${VIP_PORT} -> ${MESH_BACKEND}:${BACKEND_PORT}`);
@@ -614,10 +630,23 @@ async function main(): Promise<number> {
     const emit0 = sumCounter(dp.maps.counters, MeshCounter.EVENTS);
     const drop0 = sumCounter(dp.maps.counters, MeshCounter.EVENTS_DROPPED);
     const conn0 = mesh ? rewritten(dp) : 0;
+    const p0 = mesh && meshPrograms.length ? programCosts(meshPrograms) : undefined;
     const c0 = cpuNs();
     const w0 = process.hrtime.bigint();
     const wrk = await runWrk({ url: v.url, seconds, connections: opts.connections, threads: 1, close: mode === 'short' }, v.cg, v.ns, dir, undo);
     const run: Run = { variant: v.name, mode, round, wrk, cpuNs: cpuNs() - c0, wallNs: Number(process.hrtime.bigint() - w0) };
+    if (p0 && round >= 0) {
+      const t = programTotals.get(mode) ?? { requests: 0, wallNs: 0, costs: new Map<string, ProgramCost>() };
+      programTotals.set(mode, t);
+      t.requests += wrk.requests;
+      t.wallNs += run.wallNs;
+      for (const d of costDelta(programCosts(meshPrograms), p0)) {
+        const c = t.costs.get(d.name) ?? { name: d.name, runs: 0, ns: 0 };
+        c.runs += d.runs;
+        c.ns += d.ns;
+        t.costs.set(d.name, c);
+      }
+    }
     if (mesh) {
       // The last connections close as wrk exits: wait until the agent has every record the kernel emitted.
       await until(() => theAgent.aggregator.records - rec0 >= sumCounter(dp.maps.counters, MeshCounter.EVENTS) - emit0, 3000, 10);
@@ -785,6 +814,23 @@ async function main(): Promise<number> {
     `agent process CPU ${(agentCores * 100).toFixed(1)}% of a core during mesh runs` +
     `${telemetry.records ? ` (${((telemetry.cpuNs / telemetry.records) / 1000).toFixed(2)} us per record)` : ''}\n`);
 
+  type N = number | null;
+  const bpfReport: Record<string, { ns_per_request: N; cpu_share: N; programs: Record<string, { runs_per_request: N; ns_per_run: N }> }> = {};
+  for (const [m, t] of programTotals) {
+    const costs = [...t.costs.values()].filter((c) => c.runs > 0).sort((a, b) => b.ns - a.ns);
+    const total = costs.reduce((a, c) => a + c.ns, 0);
+    const cpus = os.cpus().length;
+    printTable(`\nmesh programs in the kernel, ${m === 'short' ? 'short connections' : 'keep-alive'} (--bpf-stats; run time excludes the hook's own call overhead)`,
+      ['program', 'runs/request', 'ns/run', 'ns/request', 'share'],
+      [...costs.map((c) => [c.name, (c.runs / t.requests).toFixed(2), (c.ns / c.runs).toFixed(0), (c.ns / t.requests).toFixed(0), `${((c.ns / total) * 100).toFixed(0)}%`]),
+        ['all', '', '', (total / t.requests).toFixed(0), `${((total / (t.wallNs * cpus)) * 100).toFixed(2)}% of ${cpus} CPUs`]]);
+    bpfReport[m] = {
+      ns_per_request: sig(total / t.requests),
+      cpu_share: sig(total / (t.wallNs * cpus), 3),
+      programs: Object.fromEntries(costs.map((c) => [c.name, { runs_per_request: sig(c.runs / t.requests, 3), ns_per_run: sig(c.ns / c.runs) }])),
+    };
+  }
+
   if (opts.breakdown) {
     const chain: [string, VariantName, VariantName][] = [
       ['connect4 rewrite: connect4_only / direct', 'connect4_only', 'direct'],
@@ -830,8 +876,9 @@ async function main(): Promise<number> {
     ...(opts.breakdown ? {
       breakdown: Object.fromEntries(BREAKDOWN_VARIANTS.map((v) => [`${v}_vs_direct`, sig(r(v, 'direct'), 3)])),
     } : {}),
+    ...(opts.bpfStats ? { bpf: bpfReport } : {}),
     targets_met: met,
-    config: { rounds: opts.rounds, seconds: opts.seconds, connections: opts.connections, iptables: opts.iptables, rules: opts.rules, git: revision() ?? null },
+    config: { rounds: opts.rounds, seconds: opts.seconds, connections: opts.connections, iptables: opts.iptables, rules: opts.rules, bpf_stats: opts.bpfStats, git: revision() ?? null },
     errors: runs.reduce((a, x) => a + errorCount(x.wrk), 0),
     seconds: sig((performance.now() - started) / 1000, 3),
   };
