@@ -3,9 +3,9 @@
  * link stays attached after close() (and after this process exits) until
  * unpinned or detach()ed.
  */
-import fs from 'node:fs';
 import { call, BpfArgumentError } from './errors';
 import { native, NativeLink, NativeLinkInfo } from './native';
+import { openPinned, PinState } from './pins';
 
 export type LinkKind = 'cgroup' | 'tracepoint' | 'map' | 'iterator' | 'pinned';
 
@@ -14,7 +14,7 @@ export class Link {
   /** Human description for logs and errors, e.g. "connect4 on /sys/fs/cgroup/x". */
   readonly target: string;
   private handle: NativeLink | undefined;
-  private pinnedAt: string | undefined;
+  private readonly pins = new PinState();
 
   /** @internal use Program.attach* or Link.fromPin. */
   constructor(handle: NativeLink, kind: LinkKind, target: string) {
@@ -25,14 +25,8 @@ export class Link {
 
   /** Re-opens a link pinned by this or an earlier process. */
   static fromPin(pinPath: string): Link {
-    const fd = call(() => native().objGet(pinPath));
-    const kind = native().fdKind(fd);
-    if (kind !== 'link') {
-      native().closeFd(fd);
-      throw new BpfArgumentError(`${pinPath} holds a BPF ${kind}, not a link`);
-    }
-    const link = new Link(new (native().Link)(fd), 'pinned', pinPath);
-    link.pinnedAt = pinPath;
+    const link = new Link(new (native().Link)(openPinned(pinPath, 'link')), 'pinned', pinPath);
+    link.pins.path = pinPath;
     return link;
   }
 
@@ -41,7 +35,7 @@ export class Link {
   }
 
   get pinPath(): string | undefined {
-    return this.pinnedAt;
+    return this.pins.path;
   }
 
   info(): NativeLinkInfo {
@@ -49,15 +43,12 @@ export class Link {
   }
 
   pin(pinPath: string): void {
-    call(() => this.live('pin').pin(pinPath));
-    this.pinnedAt = pinPath;
+    this.pins.pin(this.live('pin'), pinPath);
   }
 
   /** Removes the pin; the attachment ends when the last fd closes. Idempotent. */
   unpin(): void {
-    if (this.pinnedAt === undefined) return;
-    fs.rmSync(this.pinnedAt, { force: true });
-    this.pinnedAt = undefined;
+    this.pins.unpin();
   }
 
   /** Runs an iterator link over all its elements; returns the bytes its program wrote. */

@@ -3,9 +3,9 @@
  * them; per-CPU maps take and return one value slot per possible CPU, each
  * rounded up to 8 bytes as the kernel lays them out.
  */
-import fs from 'node:fs';
 import { call, BpfArgumentError, BpfError } from './errors';
 import { native, NativeMap, NativeMapInfo } from './native';
+import { openPinned, PinState } from './pins';
 
 export type UpdateMode = 'any' | 'noexist' | 'exist';
 
@@ -25,7 +25,7 @@ export class BpfMap {
   readonly perCpu: boolean;
   readonly cpus: number;
   private handle: NativeMap | undefined;
-  private pinnedAt: string | undefined;
+  private readonly pins = new PinState();
   private batchUnsupported = false;
 
   /** @internal use BpfObjectSpec.load() or BpfMap.fromPin. */
@@ -39,14 +39,8 @@ export class BpfMap {
   }
 
   static fromPin(pinPath: string): BpfMap {
-    const fd = call(() => native().objGet(pinPath));
-    const kind = native().fdKind(fd);
-    if (kind !== 'map') {
-      native().closeFd(fd);
-      throw new BpfArgumentError(`${pinPath} holds a BPF ${kind}, not a map`);
-    }
-    const m = new BpfMap(new (native().Map)(fd));
-    m.pinnedAt = pinPath;
+    const m = new BpfMap(new (native().Map)(openPinned(pinPath, 'map')));
+    m.pins.path = pinPath;
     return m;
   }
 
@@ -64,7 +58,7 @@ export class BpfMap {
   }
 
   get pinPath(): string | undefined {
-    return this.pinnedAt;
+    return this.pins.path;
   }
 
   lookup(key: Buffer): Buffer | undefined {
@@ -151,14 +145,11 @@ export class BpfMap {
   }
 
   pin(pinPath: string): void {
-    call(() => this.live('pin').pin(pinPath));
-    this.pinnedAt = pinPath;
+    this.pins.pin(this.live('pin'), pinPath);
   }
 
   unpin(): void {
-    if (this.pinnedAt === undefined) return;
-    fs.rmSync(this.pinnedAt, { force: true });
-    this.pinnedAt = undefined;
+    this.pins.unpin();
   }
 
   /** Ids of the programs attached to this map with attachType (sk_msg / sk_skb on a sockmap). */

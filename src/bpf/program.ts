@@ -4,6 +4,7 @@ import { call, fromNative, BpfArgumentError } from './errors';
 import { Link } from './link';
 import type { BpfMap } from './map';
 import { native, NativeProgram, NativeProgramInfo, NativeTestRunResult } from './native';
+import { openPinned } from './pins';
 
 export interface ProgramMeta {
   name: string;
@@ -30,13 +31,7 @@ export class Program {
   }
 
   static fromPin(pinPath: string): Program {
-    const fd = call(() => native().objGet(pinPath));
-    const kind = native().fdKind(fd);
-    if (kind !== 'prog') {
-      native().closeFd(fd);
-      throw new BpfArgumentError(`${pinPath} holds a BPF ${kind}, not a program`);
-    }
-    const handle = new (native().Program)(fd);
+    const handle = new (native().Program)(openPinned(pinPath, 'prog'));
     const info = call(() => handle.info());
     return new Program(handle, { name: info.name, section: '', type: info.type, expectedAttachType: 0 });
   }
