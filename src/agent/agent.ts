@@ -158,7 +158,7 @@ export class Agent implements AgentView {
 
   private applyLoaded(): ApplyReport {
     const mount = cgroup2Root()!;
-    const c = compile(this.config!, mount);
+    const c = compile(this.config!, mount, this.settings.cgroupRoot);
     const report = applyDesired(this.dataplane.maps, c.desired);
     this.desired = c.desired;
     this.directory = c.directory;
@@ -167,6 +167,12 @@ export class Agent implements AgentView {
     this.rejected = undefined;
     this.opts.log.info('configuration applied', { file: this.opts.meshFile, ...report, services: c.desired.length });
     if (c.missingCgroups.length) this.opts.log.warn('workload cgroups not found', { cgroups: c.missingCgroups });
+    if (c.outsideRoot.length) {
+      this.opts.log.warn('workload cgroups outside the agent\'s cgroup root: their sockets get no VIPs and no telemetry', {
+        cgroupRoot: this.settings.cgroupRoot, cgroups: c.outsideRoot,
+        fix: 'move these workloads below cgroupRoot, or set cgroupRoot (--cgroup-root / SOCKMESH_CGROUP_ROOT) to a common ancestor',
+      });
+    }
     return report;
   }
 

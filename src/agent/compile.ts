@@ -39,6 +39,19 @@ export interface Compiled {
   directory: Directory;
   /** workloads whose cgroup does not exist (yet): their records show as "unknown" */
   missingCgroups: string[];
+  /**
+   * workloads whose cgroup is not the agent's cgroup root or below it: the
+   * programs never see their sockets, so they get neither VIPs nor telemetry
+   */
+  outsideRoot: string[];
+}
+
+/** Whether cgroup (relative to the mount) is root or lies below it. */
+export function underCgroup(cgroup: string, root: string): boolean {
+  const norm = (p: string): string => p.replace(/\/+$/, '');
+  const c = norm(cgroup);
+  const r = norm(root);
+  return r === '' || c === r || c.startsWith(`${r}/`);
 }
 
 /** cgroup v2 id of a directory: its inode number (the kernfs node id). */
@@ -50,7 +63,7 @@ export function cgroupId(dir: string): number | undefined {
   }
 }
 
-export function compile(config: MeshConfig, cgroupMount: string): Compiled {
+export function compile(config: MeshConfig, cgroupMount: string, cgroupRoot: string): Compiled {
   const desired = desiredState(servicePorts(config));
   const directory = new Directory();
   for (const s of desired) {
@@ -58,10 +71,12 @@ export function compile(config: MeshConfig, cgroupMount: string): Compiled {
     for (const b of s.backends) directory.addBackend(b.id, { endpoint: b.endpoint, labels: b.labels, serviceId: s.id });
   }
   const missingCgroups: string[] = [];
+  const outsideRoot: string[] = [];
   for (const w of config.workloads) {
+    if (!underCgroup(w.cgroup, cgroupRoot)) outsideRoot.push(w.cgroup);
     const id = cgroupId(path.join(cgroupMount, w.cgroup));
     if (id === undefined) missingCgroups.push(w.cgroup);
     else directory.workloads.set(id, { name: w.name, namespace: w.namespace });
   }
-  return { desired, directory, missingCgroups };
+  return { desired, directory, missingCgroups, outsideRoot };
 }
