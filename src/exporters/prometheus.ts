@@ -12,13 +12,11 @@
  * re-hashes and re-validates its label set on every inc(). So per-edge
  * counters live in plain fields here and reach prom-client only when scraped,
  * through collect() callbacks: label hashing is paid once per series per
- * scrape, not per record. Histograms cannot be filled that way (prom-client
- * has no public way to set bucket counts), so they go through bound children,
- * cached per edge; they are observed at most once per connection each (open or
- * close), never for interim records, which are what long-lived connections
- * produce over and over.
+ * scrape, not per record. Histograms likewise keep their buckets in plain
+ * per-edge series (./histogram.ts) that prom-client reads at scrape time.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { BucketHistogram, HistogramSeries } from './histogram';
 import type { Aggregator, Edge, EdgeLabels, RecordDelta } from '../telemetry/aggregator';
 import type { ConnectionRecord } from '../telemetry/record';
 
@@ -84,9 +82,9 @@ interface EdgeSeries {
   resetsSent: number;
   resetsReceived: number;
   timeouts: number;
-  readonly connectDuration: Histogram.Internal<EdgeLabelName>;
-  readonly srtt: Histogram.Internal<EdgeLabelName>;
-  readonly connectionDuration: Histogram.Internal<EdgeLabelName>;
+  readonly connectDuration: HistogramSeries | undefined; // client side only
+  readonly srtt: HistogramSeries;
+  readonly connectionDuration: HistogramSeries;
 }
 
 type EdgeCounterField = 'opened' | 'closed' | 'failed' | 'sentBytes' | 'receivedBytes' | 'retransmits' | 'timeouts';
@@ -115,9 +113,9 @@ export class PrometheusExporter {
    */
   private readonly byKey = new Map<string, EdgeSeries>();
   private readonly attached = new WeakSet<Aggregator>();
-  private readonly connectDuration: Histogram<EdgeLabelName>;
-  private readonly srtt: Histogram<EdgeLabelName>;
-  private readonly connectionDuration: Histogram<EdgeLabelName>;
+  private readonly connectDuration: BucketHistogram<EdgeLabelName>;
+  private readonly srtt: BucketHistogram<EdgeLabelName>;
+  private readonly connectionDuration: BucketHistogram<EdgeLabelName>;
   private agentCollector: AgentCollector | undefined;
   /** The agent's values for the scrape in progress: read once, so all agent metrics of a scrape agree. */
   private agentSnapshot: AgentMetricsSnapshot | undefined;
@@ -146,20 +144,20 @@ export class PrometheusExporter {
         }
       },
     });
-    this.connectDuration = new Histogram({
+    this.connectDuration = new BucketHistogram({
       name: 'sockmesh_connect_duration_seconds',
       help: 'Client side: SYN sent to connection established.',
-      labelNames: EDGE_LABELS, buckets: [...CONNECT_BUCKETS_SECONDS], registers,
+      labelNames: EDGE_LABELS, buckets: CONNECT_BUCKETS_SECONDS, registers,
     });
-    this.srtt = new Histogram({
+    this.srtt = new BucketHistogram({
       name: 'sockmesh_srtt_seconds',
       help: 'Smoothed round-trip time of a connection when it closed (connections without an RTT sample are left out).',
-      labelNames: EDGE_LABELS, buckets: [...SRTT_BUCKETS_SECONDS], registers,
+      labelNames: EDGE_LABELS, buckets: SRTT_BUCKETS_SECONDS, registers,
     });
-    this.connectionDuration = new Histogram({
+    this.connectionDuration = new BucketHistogram({
       name: 'sockmesh_connection_duration_seconds',
       help: 'Lifetime of closed connections, established to closed.',
-      labelNames: EDGE_LABELS, buckets: [...CONNECTION_DURATION_BUCKETS_SECONDS], registers,
+      labelNames: EDGE_LABELS, buckets: CONNECTION_DURATION_BUCKETS_SECONDS, registers,
     });
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'sockmesh_agent_' });
   }
@@ -205,7 +203,7 @@ export class PrometheusExporter {
     if (delta.opened) {
       s.opened++;
       // connectUs is only ever set on the client side; 0 means no measurement.
-      if (rec.connectUs > 0) s.connectDuration.observe(rec.connectUs / US_PER_S);
+      if (rec.connectUs > 0) s.connectDuration?.observe(rec.connectUs / US_PER_S);
     }
     // A counter never goes down: a negative delta (kernel counters that went
     // backwards for a cookie) is dropped rather than subtracted.
@@ -240,16 +238,13 @@ export class PrometheusExporter {
         resetsSentLabels: { ...labels, direction: 'sent' },
         resetsReceivedLabels: { ...labels, direction: 'received' },
         opened: 0, closed: 0, failed: 0, sentBytes: 0, receivedBytes: 0, retransmits: 0, resetsSent: 0, resetsReceived: 0, timeouts: 0,
-        connectDuration: this.connectDuration.labels(labels),
-        srtt: this.srtt.labels(labels),
-        connectionDuration: this.connectionDuration.labels(labels),
+        // Declared at 0 from the start, like the counters, so rate() and ratios
+        // work from the first observation. Server sides never measure a connect:
+        // no 20 always-empty buckets for them.
+        connectDuration: labels.side === 'client' ? this.connectDuration.series(edge.key, labels) : undefined,
+        srtt: this.srtt.series(edge.key, labels),
+        connectionDuration: this.connectionDuration.series(edge.key, labels),
       };
-      // Declared at 0 from the start, like the counters, so rate() and ratios
-      // work from the first observation. Server sides never measure a connect:
-      // no 20 always-empty buckets for them.
-      if (labels.side === 'client') this.connectDuration.zero(labels);
-      this.srtt.zero(labels);
-      this.connectionDuration.zero(labels);
       this.byKey.set(edge.key, s);
     }
     this.byEdge.set(edge, s);

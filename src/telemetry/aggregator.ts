@@ -60,8 +60,12 @@ export interface AggregatorOptions {
 
 export class Aggregator {
   private readonly edgeMap = new Map<string, Edge>();
-  /** Record ids -> edge, so the hot path resolves names once per edge, not per record. */
-  private readonly byIds = new Map<string, Edge>();
+  /**
+   * Record ids -> edge (cgroup id, then backend id and side, then service id),
+   * so the hot path resolves names once per edge, not per record.
+   */
+  private readonly byIds = new Map<number, Map<number, Map<number | string, Edge>>>();
+  private byIdsSize = 0;
   private readonly open = new Map<bigint, OpenConn>();
   private readonly listeners: RecordListener[] = [];
   private readonly recentRing: ConnectionRecord[] = [];
@@ -78,6 +82,7 @@ export class Aggregator {
   setDirectory(d: Directory): void {
     this.directory = d;
     this.byIds.clear();
+    this.byIdsSize = 0;
   }
 
   onRecord(l: RecordListener): void {
@@ -100,11 +105,17 @@ export class Aggregator {
   }
 
   private edgeOf(rec: ConnectionRecord): Edge {
-    // Server-side records without a service are attributed by local endpoint: part of their id.
-    const ids = rec.serviceId === 0 && rec.side === 'server'
-      ? `s|${rec.cgroupId}|${rec.local.address}|${rec.local.port}`
-      : `${rec.side}|${rec.cgroupId}|${rec.serviceId}|${rec.backendId}`;
-    let edge = this.byIds.get(ids);
+    // Keyed by numbers where possible: building a string key per record cost
+    // more than the rest of ingest() together. Server-side records without a
+    // service are attributed by local endpoint, so that is part of their id.
+    const byLocal = rec.serviceId === 0 && rec.side === 'server';
+    const k2 = byLocal ? -1 - rec.local.port : rec.backendId * 2 + (rec.side === 'client' ? 0 : 1);
+    const k3: number | string = byLocal ? rec.local.address : rec.serviceId;
+    let m2 = this.byIds.get(rec.cgroupId);
+    if (!m2) this.byIds.set(rec.cgroupId, (m2 = new Map()));
+    let m3 = m2.get(k2);
+    if (!m3) m2.set(k2, (m3 = new Map()));
+    let edge = m3.get(k3);
     if (edge) return edge;
     const labels = this.labelsOf(rec);
     const key = `${labels.side}|${labels.workload}|${labels.service}|${labels.backend}`;
@@ -116,8 +127,11 @@ export class Aggregator {
       };
       this.edgeMap.set(key, edge);
     }
-    if (this.byIds.size > 100_000) this.byIds.clear();
-    this.byIds.set(ids, edge);
+    if (++this.byIdsSize > 100_000) {
+      this.byIds.clear();
+      this.byIdsSize = 0;
+    }
+    m3.set(k3, edge);
     return edge;
   }
 

@@ -1,0 +1,68 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { Aggregator } from '../../../src/telemetry/aggregator';
+import { Directory } from '../../../src/telemetry/directory';
+import type { ConnectionRecord } from '../../../src/telemetry/record';
+
+let cookie = 1n;
+function close(over: Partial<ConnectionRecord> & { side: 'client' | 'server' }): ConnectionRecord {
+  return {
+    kind: 'close', closeCause: 'fin', error: 0, cookie: cookie++, cgroupId: 11, family: 4,
+    local: { address: '10.0.0.1', port: 40000 }, remote: { address: '10.0.0.2', port: 8080 },
+    serviceId: 0, backendId: 0, startNs: 0, durationNs: 1000, bytesSent: 10, bytesReceived: 20, connectUs: 0,
+    srttUs: { last: 5, min: 5, max: 5 }, retransmits: 0, ...over,
+  } as ConnectionRecord;
+}
+
+function directory(): Directory {
+  const d = new Directory();
+  d.workloads.set(11, { name: 'web', namespace: 'shop' });
+  d.workloads.set(12, { name: 'api', namespace: 'shop' });
+  d.services.set(7, { service: 'shop/api', portName: 'http' });
+  d.addBackend(70, { endpoint: '10.0.0.2:8080', labels: {}, serviceId: 7 });
+  d.addBackend(71, { endpoint: '10.0.0.3:8080', labels: {}, serviceId: 7 });
+  return d;
+}
+
+test('records of one side, workload, service and backend share one edge; any difference makes another', () => {
+  const agg = new Aggregator(directory());
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70 }));
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70 }));
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 71 }));
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70, cgroupId: 12 }));
+  const edges = new Map(agg.edges().map((e) => [e.key, e.closed]));
+  assert.deepEqual(Object.fromEntries(edges), {
+    'client|shop/web|shop/api:http|10.0.0.2:8080': 2,
+    'client|shop/web|shop/api:http|10.0.0.3:8080': 1,
+    'client|shop/api|shop/api:http|10.0.0.2:8080': 1,
+  });
+});
+
+test('server records without a VIP are attributed by their own endpoint, each endpoint apart', () => {
+  const agg = new Aggregator(directory());
+  const srv = (address: string, port: number): ConnectionRecord =>
+    close({ side: 'server', cgroupId: 12, local: { address, port }, remote: { address: '10.0.0.1', port: 40000 } });
+  agg.ingest(srv('10.0.0.2', 8080));
+  agg.ingest(srv('10.0.0.2', 8080));
+  agg.ingest(srv('10.0.0.3', 8080));
+  agg.ingest(srv('10.0.0.2', 9090)); // no backend there: no service
+  const edges = Object.fromEntries(agg.edges().map((e) => [e.key, e.closed]));
+  assert.deepEqual(edges, {
+    'server|shop/api|shop/api:http|10.0.0.2:8080': 2,
+    'server|shop/api|shop/api:http|10.0.0.3:8080': 1,
+    'server|shop/api||': 1,
+  });
+});
+
+test('a new directory re-resolves names: cached ids do not keep old names', () => {
+  const agg = new Aggregator(directory());
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70 }));
+  const d = directory();
+  d.workloads.set(11, { name: 'web-v2', namespace: 'shop' });
+  agg.setDirectory(d);
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70 }));
+  assert.deepEqual(agg.edges().map((e) => e.key).sort(), [
+    'client|shop/web-v2|shop/api:http|10.0.0.2:8080',
+    'client|shop/web|shop/api:http|10.0.0.2:8080',
+  ]);
+});
