@@ -12,7 +12,8 @@
  *                 real Agent (src/agent/agent.ts) attached to a cgroup holding
  *                 wrk and nginx; every connection's records (client and server
  *                 side) go through the ring buffer into the agent's JS
- *                 (decodeRecord + Aggregator) during the run
+ *                 (decodeRecord + Aggregator + the Prometheus series, with
+ *                 /metrics served and scraped once per run) during the run
  *   iptables      wrk -> VIP, DNAT by kube-proxy-style rules (OUTPUT ->
  *                 KUBE-SERVICES -> KUBE-SVC -> KUBE-SEP -> DNAT), loaded with
  *                 iptables-restore of the backend `iptables` uses here (nft on
@@ -51,6 +52,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent } from '../src/agent/agent';
 import { createLogger } from '../src/agent/log';
+import { startAddons } from '../src/agent/addons';
 import { MeshCounter } from '../src/bpf/layouts/mesh';
 import { defaultSettings } from '../src/config/settings';
 import type { AgentSettings } from '../src/config/model';
@@ -562,11 +564,24 @@ async function main(): Promise<number> {
     bpffsDir,
     cgroupRoot: meshRel,
     apiSocket: path.join(dir, 'agent.sock'),
+    // Any free port: the bench scrapes it as Prometheus would.
+    metricsAddress: { host: '127.0.0.1', port: 0 },
     logLevel: 'warn',
   };
-  agent = new Agent({ settings, meshFile: meshPath, log: createLogger('warn', { component: 'agent' }), watch: false });
+  const agentLog = createLogger('warn', { component: 'agent' });
+  agent = new Agent({ settings, meshFile: meshPath, log: agentLog, watch: false });
   await agent.start();
   const theAgent = agent;
+  // What `sockmesh agent` runs around the core: /metrics (every record feeds
+  // the Prometheus series), health, the local API. The agent's stop() ends them.
+  const { metricsPort } = await startAddons(theAgent, agentLog);
+  let scrapes = 0;
+  const scrape = async (): Promise<string> => {
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    if (!res.ok) throw new Error(`/metrics answered ${res.status}`);
+    scrapes++;
+    return res.text();
+  };
   const dp = theAgent.dataplane;
   // --bpf-stats: the agent's own programs, opened by id from its links.
   const meshPrograms: Program[] = [];
@@ -652,6 +667,7 @@ async function main(): Promise<number> {
       await until(() => theAgent.aggregator.records - rec0 >= sumCounter(dp.maps.counters, MeshCounter.EVENTS) - emit0, 3000, 10);
       await sleep(50);
       run.records = theAgent.aggregator.records - rec0;
+      await scrape(); // one scrape per run, as a Prometheus server would every few seconds
       run.connections = rewritten(dp) - conn0;
       if (round >= 0) {
         telemetry.records += run.records;
@@ -729,6 +745,17 @@ async function main(): Promise<number> {
   for (const p of probes) {
     const c = p.counters();
     progress(`${p.name}: ${c.emitted} records into its ring, ${c.dropped} dropped (nobody reads it)`);
+  }
+
+  // The records reached /metrics, not only the aggregator: client-side opened
+  // connections through the service, as exposed, against the agent's edges.
+  const exposition = await scrape();
+  const exposedOpened = exposition.split('\n')
+    .filter((l) => l.startsWith('sockmesh_connections_opened_total{') && l.includes('side="client"') && !l.includes('service=""'))
+    .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  const edgeOpened = edges.filter((e) => e.labels.side === 'client').reduce((a, e) => a + e.opened, 0);
+  if (exposedOpened !== edgeOpened) {
+    throw new Error(`/metrics shows ${exposedOpened} client connections opened through the service, the agent's edges ${edgeOpened}`);
   }
 
   // ---- report
@@ -811,7 +838,8 @@ async function main(): Promise<number> {
   out.write(`\ntelemetry (mesh runs): ${telemetry.records} records decoded and aggregated by the agent, ${telemetry.emitted} emitted by the kernel, ` +
     `${telemetry.dropped} dropped, ${decodeErrors} malformed; ${telemetry.connections} connections through the VIP = ` +
     `${Number.isFinite(perConn) ? perConn.toFixed(3) : '-'} records per connection (2 expected: wrk and nginx are both enrolled); ` +
-    `agent process CPU ${(agentCores * 100).toFixed(1)}% of a core during mesh runs` +
+    `agent process CPU ${(agentCores * 100).toFixed(1)}% of a core during mesh runs, /metrics on and scraped ${scrapes} times ` +
+    `(client connections opened through the VIP: ${exposedOpened} exposed = ${edgeOpened} aggregated)` +
     `${telemetry.records ? ` (${((telemetry.cpuNs / telemetry.records) / 1000).toFixed(2)} us per record)` : ''}\n`);
 
   type N = number | null;
