@@ -396,6 +396,11 @@ async function drainJs(lane: JsLane, n: number): Promise<RunResult> {
   consumer.arm(firstSeq, n, () => finish());
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
+  // The zero-copy reader is drained the way the C consumer is: a consume
+  // call on data already there (ring_buffer__consume / drain()), not after
+  // a wake-up round trip through the poll thread. The copying reader has
+  // only the poll thread's batches.
+  if (reader instanceof MappedRingReader) reader.drain();
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), DRAIN_TIMEOUT_MS)));
   const outcome = await Promise.race([done.then(() => 'done' as const), timedOut]);
