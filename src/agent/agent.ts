@@ -58,6 +58,7 @@ export class Agent implements AgentView {
   private decodeErrors = 0;
   private appliedAt: string | undefined;
   private rejected: { at: string; errors: string[] } | undefined;
+  private configWarnings: string[] = [];
   private startedAt = new Date().toISOString();
   private starting: Promise<void> | undefined;
   /** Extra stop steps registered by add-ons (exporters, servers), run in reverse. */
@@ -166,6 +167,10 @@ export class Agent implements AgentView {
     this.appliedAt = new Date().toISOString();
     this.rejected = undefined;
     this.opts.log.info('configuration applied', { file: this.opts.meshFile, ...report, services: c.desired.length });
+    this.configWarnings = [
+      ...c.missingCgroups.map((cg) => `workload cgroup ${cg} does not exist (yet): its records show as unknown`),
+      ...c.outsideRoot.map((cg) => `workload cgroup ${cg} is outside the cgroup root ${this.settings.cgroupRoot}: not enrolled (no VIPs, no telemetry)`),
+    ];
     if (c.missingCgroups.length) this.opts.log.warn('workload cgroups not found', { cgroups: c.missingCgroups });
     if (c.outsideRoot.length) {
       this.opts.log.warn('workload cgroups outside the agent\'s cgroup root: their sockets get no VIPs and no telemetry', {
@@ -246,6 +251,7 @@ export class Agent implements AgentView {
         file: this.opts.meshFile,
         ...(this.appliedAt ? { appliedAt: this.appliedAt } : {}),
         ...(this.rejected ? { rejected: this.rejected } : {}),
+        warnings: [...this.configWarnings],
       },
       services: this.config?.services.length ?? 0,
       frontends: this.desired.reduce((a, s) => a + s.frontends.length, 0),

@@ -11,6 +11,8 @@ export interface ConfigStatus {
   appliedAt?: string;
   /** a newer file that was rejected: the running state stayed */
   rejected?: { at: string; errors: string[] };
+  /** what the applied config cannot do on this node (workloads not enrolled); empty when none */
+  warnings: string[];
 }
 
 export interface AgentStatus {

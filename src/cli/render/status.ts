@@ -13,6 +13,7 @@ function configLine(s: AgentStatus, now: number, wide: boolean): string {
     lines.push(`newer file REJECTED ${humanAge(c.rejected.at, now)} ago${wide ? ` (${c.rejected.at})` : ''}, running state kept:`);
     for (const e of c.rejected.errors) lines.push(`  ${e}`);
   }
+  for (const w of c.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n');
 }
 

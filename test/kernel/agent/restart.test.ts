@@ -208,7 +208,10 @@ test('a changed mesh file is applied without a signal: the watched file reloads'
     await agent.waitForLog('agent running');
     const slotsBefore = dump(env.bpffsDir, 'slots').length;
     // An editor-style replace: write a new file and rename it over the old one.
-    const next = fs.readFileSync(env.meshFile, 'utf8').replace('- { address: 127.0.0.1, weight: 5 }', '- { address: 127.0.0.1, weight: 5 }\n      - { address: 127.0.0.2, weight: 5 }');
+    // It also declares a workload in a cgroup outside the agent's root: applied, with a warning.
+    const next = fs.readFileSync(env.meshFile, 'utf8')
+      .replace('- { address: 127.0.0.1, weight: 5 }', '- { address: 127.0.0.1, weight: 5 }\n      - { address: 127.0.0.2, weight: 5 }')
+      .replace('workloads: []', 'workloads:\n  - { name: stray, cgroup: sockmesh-test-elsewhere/stray }');
     fs.writeFileSync(`${env.meshFile}.tmp`, next);
     fs.renameSync(`${env.meshFile}.tmp`, env.meshFile);
     await waitFor(() => agent.logs.filter((l) => l.msg === 'configuration applied').length >= 2, 'a second apply', 10_000);
@@ -216,6 +219,13 @@ test('a changed mesh file is applied without a signal: the watched file reloads'
     assert.equal(applied.flipped, 1, 'web2 flipped to its new backend set');
     assert.equal(applied.unchanged, 1);
     assert.equal(dump(env.bpffsDir, 'slots').length, slotsBefore + 1, 'one backend more, one slot more');
+    assert.ok(agent.logs.some((l) => /outside the agent's cgroup root/.test(String(l.msg))), 'the stray workload is logged');
+    const apiSocket = env.args[env.args.indexOf('--api-socket') + 1]!;
+    const status = JSON.parse(agentCli(['status', '--socket', apiSocket, '-o', 'json'])) as { config: { warnings: string[] } };
+    assert.deepEqual(status.config.warnings.filter((w) => w.includes('sockmesh-test-elsewhere/stray')).map((w) => w.replace(/ \S+ does/, ' X does').replace(/cgroup \S+ is/, 'cgroup X is').replace(/root \S+:/, 'root R:')), [
+      'workload cgroup X does not exist (yet): its records show as unknown',
+      'workload cgroup X is outside the cgroup root R: not enrolled (no VIPs, no telemetry)',
+    ]);
     await agent.kill('SIGTERM');
   } finally {
     await cleanup.run();

@@ -21,6 +21,7 @@ export const STATUS: AgentStatus = {
     file: '/etc/sockmesh/mesh.yaml',
     appliedAt: '2024-05-01T10:00:01.000Z',
     rejected: { at: '2024-05-01T11:00:00.000Z', errors: ['services[0].ports[0].port: must be 1..65535', 'backends: duplicate endpoint'] },
+    warnings: ['workload cgroup kubepods/x is outside the cgroup root sockmesh: not enrolled (no VIPs, no telemetry)'],
   },
   services: 2,
   frontends: 3,
@@ -32,7 +33,7 @@ export const STATUS: AgentStatus = {
 
 /** The same agent with every optional part unset. */
 export const STATUS_MINIMAL: AgentStatus = (() => {
-  const s: AgentStatus = { ...STATUS, dataplane: 'installed', config: { file: '/etc/sockmesh/mesh.yaml' } };
+  const s: AgentStatus = { ...STATUS, dataplane: 'installed', config: { file: '/etc/sockmesh/mesh.yaml', warnings: [] } };
   delete s.otlp;
   return s;
 })();
