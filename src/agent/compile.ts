@@ -27,8 +27,12 @@ export function servicePorts(config: MeshConfig): ServicePortSpec[] {
         service: serviceKey(svc),
         portName: dual && family === 6 ? `${name}-v6` : name,
         frontends: vips.map((vip) => ({ vip, port: p.port, protocol: p.protocol })),
+        // A named targetPort resolves per backend; backends without that name are not this port's.
         backends: svc.backends.filter((b) => b.address.family === family)
-          .map((b) => ({ addr: b.address, port: p.targetPort, weight: b.weight, labels: b.labels })),
+          .flatMap((b) => {
+            const port = typeof p.targetPort === 'number' ? p.targetPort : b.ports[p.targetPort];
+            return port === undefined ? [] : [{ addr: b.address, port, weight: b.weight, labels: b.labels }];
+          }),
       }];
     }));
   });

@@ -37,7 +37,7 @@ export interface ServiceView {
   /** namespace/name */
   name: string;
   namespace: string;
-  ports: { name: string; port: number; protocol: 'TCP' | 'UDP'; targetPort: number }[];
+  ports: { name: string; port: number; protocol: 'TCP' | 'UDP'; targetPort: number | string }[];
   vips: string[];
   backends: number;
   /** connect-time verdicts from the kernel, summed over the service's ports */

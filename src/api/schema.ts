@@ -176,7 +176,7 @@ function statusToWire(s: AgentStatus): Plain {
 function serviceToWire(s: ServiceView): Plain {
   return {
     ...s,
-    ports: s.ports.map((p) => ({ name: p.name, port: p.port, protocol: PROTOCOL_TO_WIRE[p.protocol], targetPort: p.targetPort })),
+    ports: s.ports.map((p) => ({ name: p.name, port: p.port, protocol: PROTOCOL_TO_WIRE[p.protocol], ...(typeof p.targetPort === 'number' ? { targetPort: p.targetPort } : { targetPortName: p.targetPort }) })),
   };
 }
 
@@ -317,7 +317,7 @@ function serviceFromWire(f: Fields): ServiceView {
       name: p.str('name'),
       port: p.num('port'),
       protocol: p.enm('protocol', PROTOCOL_FROM_WIRE),
-      targetPort: p.num('targetPort'),
+      targetPort: p.str('targetPortName') || p.num('targetPort'),
     })),
     vips: f.strs('vips'),
     backends: f.num('backends'),

@@ -39,8 +39,8 @@ export interface ServicePort {
   readonly name?: string;
   readonly port: number;
   readonly protocol: Protocol;
-  /** The backends' port; defaults to `port`. */
-  readonly targetPort: number;
+  /** The backends' port, or the name of a port each backend declares; defaults to `port`. */
+  readonly targetPort: number | string;
 }
 
 export interface Backend {
@@ -48,6 +48,8 @@ export interface Backend {
   /** 0..1000; 0 drains the backend: kept (its connections stay visible) but picked for nothing new. */
   readonly weight: number;
   readonly labels: Labels;
+  /** Named ports, for service ports whose targetPort is a name. */
+  readonly ports: Readonly<Record<string, number>>;
 }
 
 export interface Service {
@@ -106,7 +108,7 @@ export interface Frontend {
   readonly vip: IpAddress;
   readonly port: number;
   readonly protocol: Protocol;
-  readonly targetPort: number;
+  readonly targetPort: number | string;
   readonly portName?: string;
 }
 

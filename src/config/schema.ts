@@ -196,11 +196,27 @@ const ProtocolSchema = checked((v): Checked<Protocol> => (v === 'TCP' || v === '
 
 const Port = intIn(1, 65535);
 
+/**
+ * A backend port: a number, or (as in Kubernetes) the name of a port each
+ * backend declares in its own `ports`, so one service port can reach
+ * backends listening on different numbers.
+ */
+const TargetPort: z.ZodType<number | string> = checked((v): Checked<number | string> => {
+  if (typeof v === 'string') {
+    return checkDnsLabel(v).ok
+      ? ok(v)
+      : bad(`must be a port number 1..65535 or a port name (a DNS-1123 label: lowercase letters, digits, '-'), got ${describe(v)}`);
+  }
+  return Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535
+    ? ok(v as number)
+    : bad(`must be a port number 1..65535 or a port name, got ${describe(v)}`);
+});
+
 const PortSchema: z.ZodType<ServicePort> = z.strictObject({
   name: Name.optional(),
   port: Port,
   protocol: ProtocolSchema.default('TCP'),
-  targetPort: Port.optional(),
+  targetPort: TargetPort.optional(),
 }).transform(({ name, port, protocol, targetPort }): ServicePort => ({
   ...(name === undefined ? {} : { name }),
   port,
@@ -212,6 +228,8 @@ const BackendSchema: z.ZodType<Backend> = z.strictObject({
   address: Address,
   weight: intIn(0, 1000).default(1),
   labels: LabelsSchema.default({}),
+  /** named ports of this backend, for services whose targetPort is a name */
+  ports: z.record(Name, Port).default({}),
 });
 
 export const ServiceSchema: z.ZodType<Service> = z.strictObject({
@@ -402,6 +420,14 @@ function checkService(svc: ServiceView): PathIssue[] {
       if (!families.has(family)) {
         report(['backends', b.index, 'address'], `${familyName(family)} backend ${text}, but the service has only ${[...families].map(familyName).join(' and ')} VIPs`);
       }
+    }
+  }
+  // A named targetPort reaches only the backends that declare it (as in
+  // Kubernetes); when backends exist and none does, it is a typo, not a plan.
+  for (const p of svc.ports) {
+    const t = p.value.targetPort;
+    if (typeof t === 'string' && svc.backends.length > 0 && !svc.backends.some((b) => t in b.value.ports)) {
+      report(['ports', p.index, 'targetPort'], `no backend declares a port named ${JSON.stringify(t)} (backends[].ports)`);
     }
   }
   for (const { item, first } of duplicates(svc.backends, (b) => b.address.text)) {

@@ -68,10 +68,11 @@ services:
       - { address: 198.18.0.11, labels: { app: frontend } }
   - name: reviews
     vips: [${VIP.reviews}]
-    ports: [{ name: http, port: 9080 }]
+    # A named target port, as in Kubernetes: each backend says which number it is.
+    ports: [{ name: http, port: 9080, targetPort: http }]
     backends:
-      - { address: 198.18.0.21, weight: 1, labels: { app: reviews, version: v1 } }
-      - { address: 198.18.0.22, weight: 1, labels: { app: reviews, version: v2 } }
+      - { address: 198.18.0.21, weight: 1, labels: { app: reviews, version: v1 }, ports: { http: 9080 } }
+      - { address: 198.18.0.22, weight: 1, labels: { app: reviews, version: v2 }, ports: { http: 9080 } }
   - name: ratings
     vips: [${VIP.ratings}]
     ports: [{ name: http, port: 9080 }]

@@ -45,6 +45,7 @@ export const SERVICES: ServiceView[] = [
     ports: [
       { name: 'http', port: 80, protocol: 'TCP', targetPort: 8080 },
       { name: 'dns', port: 53, protocol: 'UDP', targetPort: 5353 },
+      { name: 'admin', port: 81, protocol: 'TCP', targetPort: 'admin' },
     ],
     vips: ['10.96.0.10', 'fd00::10'],
     backends: 3,

@@ -84,11 +84,11 @@ test('every renderer handles every format', () => {
 test('services: table is compact, wide adds port names/targets and verdicts', () => {
   const t = lines(renderServices('table', SERVICES));
   assert.match(t[0]!, /^NAMESPACE\s+NAME\s+VIPS\s+PORTS\s+BACKENDS$/);
-  assert.deepEqual(cells(t[0]!, t[1]!), ['default', 'web', '10.96.0.10,fd00::10', '80/TCP,53/UDP', '3']);
+  assert.deepEqual(cells(t[0]!, t[1]!), ['default', 'web', '10.96.0.10,fd00::10', '80/TCP,53/UDP,81/TCP', '3']);
   assert.deepEqual(cells(t[0]!, t[2]!), ['shop', 'cart', '-', '-', '0']);
   const w = lines(renderServices('wide', SERVICES));
   assert.match(w[0]!, /PORTS\s+BACKENDS\s+VERDICTS$/);
-  assert.deepEqual(cells(w[0]!, w[1]!).slice(3), ['http:80->8080/TCP,dns:53->5353/UDP', '3', 'no_backend=4,rewritten=1200']);
+  assert.deepEqual(cells(w[0]!, w[1]!).slice(3), ['http:80->8080/TCP,dns:53->5353/UDP,admin:81->admin/TCP', '3', 'no_backend=4,rewritten=1200']);
 });
 
 test('services: json and yaml are the full objects in { items }', () => {

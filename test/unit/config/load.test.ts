@@ -7,6 +7,7 @@ import { ConfigError, formatConfigIssue, type ConfigIssue } from '../../../src/c
 import { loadMeshFile, parseMesh } from '../../../src/config/load';
 import { parseCidr, parseIp, serviceFrontends, serviceKey, type MeshConfig } from '../../../src/config/model';
 import { mergeSettings } from '../../../src/config/settings';
+import { servicePorts } from '../../../src/agent/compile';
 
 // dist/test/unit/config → repository root.
 const EXAMPLE = path.resolve(__dirname, '../../../../examples/mesh.yaml');
@@ -220,8 +221,44 @@ test('ports and targetPorts out of 1..65535', () => {
   ));
   expectIssue(text, 'services[0].ports[0].port', '0 }', /^must be an integer in 1\.\.65535, got 0$/);
   expectIssue(text, 'services[0].ports[1].port', '70000', /must be an integer in 1\.\.65535, got 70000/);
-  expectIssue(text, 'services[0].ports[2].targetPort', '65536', /must be an integer in 1\.\.65535/);
+  expectIssue(text, 'services[0].ports[2].targetPort', '65536', /must be a port number 1\.\.65535 or a port name, got 65536/);
   expectIssue(text, 'services[0].ports[3].port', '"81"', /must be an integer in 1\.\.65535, got "81"/);
+});
+
+test('a named targetPort resolves per backend; backends without that name are not its backends', () => {
+  const cfg = ok(mesh(...service(
+    'vips: [127.77.0.1]',
+    'ports:',
+    '  - { name: http, port: 80, targetPort: web }',
+    '  - { name: admin, port: 81, targetPort: 9901 }',
+    'backends:',
+    '  - { address: 127.0.0.11, ports: { web: 8080 } }',
+    '  - { address: 127.0.0.12, ports: { web: 8081 } }',
+    '  - { address: 127.0.0.13 }',
+  )));
+  const byPort = Object.fromEntries(servicePorts(cfg).map((sp) => [sp.portName, sp.backends.map((b) => `${b.addr.text}:${b.port}`)]));
+  assert.deepEqual(byPort, {
+    http: ['127.0.0.11:8080', '127.0.0.12:8081'],
+    admin: ['127.0.0.11:9901', '127.0.0.12:9901', '127.0.0.13:9901'],
+  });
+});
+
+test('named targetPorts: a name no backend declares, a bad name, a bad backend port', () => {
+  const typo = mesh(...service(
+    'vips: [127.77.0.1]',
+    'ports: [{ name: http, port: 80, targetPort: wbe }]',
+    'backends:',
+    '  - { address: 127.0.0.11, ports: { web: 8080 } }',
+  ));
+  expectIssue(typo, 'services[0].ports[0].targetPort', 'wbe', /^no backend declares a port named "wbe" \(backends\[\]\.ports\)$/);
+  const bad = mesh(...service(
+    'vips: [127.77.0.1]',
+    'ports: [{ name: grpc, port: 81, targetPort: Not_A_Name }]',
+    'backends:',
+    '  - { address: 127.0.0.11, ports: { web: 0 } }',
+  ));
+  expectIssue(bad, 'services[0].ports[0].targetPort', 'Not_A_Name', /^must be a port number 1\.\.65535 or a port name \(a DNS-1123 label.*got "Not_A_Name"$/);
+  expectIssue(bad, 'services[0].backends[0].ports.web', '0 }', /must be an integer in 1\.\.65535, got 0/);
 });
 
 test('weights out of 0..1000 or not integers', () => {
