@@ -6,12 +6,12 @@
  * (bench: 3 µs of a record's 3.5 µs with /metrics on). Here each series is a
  * plain object the caller keeps (per edge) and observe() is a bucket search
  * and three additions; prom-client is met only at scrape time, where this
- * class answers get() and getForPromString() from its own series in exactly
+ * class answers getForPromString() (which get() builds on) from its own series in exactly
  * the shape prom-client's Histogram produces (cumulative `le` buckets, +Inf,
  * _sum, _count), so the registry, the text format and JSON stay prom-client's.
  */
 import { Histogram } from 'prom-client';
-import type { LabelValues, MetricObjectWithValues, MetricValueWithName } from 'prom-client';
+import type { Registry } from 'prom-client';
 
 export class HistogramSeries {
   /** counts[i]: observations in (bounds[i-1], bounds[i]]; the last slot is above every bound */
@@ -38,6 +38,8 @@ interface PromStringValue {
   labels: Record<string, string | number>;
   sharedLabels: Readonly<Record<string, string>>;
   metricName: string;
+  /** as prom-client sets it: null on buckets (no exemplars kept), undefined on _sum/_count */
+  exemplar: null | undefined;
 }
 
 export class BucketHistogram<T extends string> extends Histogram<T> {
@@ -46,7 +48,7 @@ export class BucketHistogram<T extends string> extends Histogram<T> {
   private readonly metricName: string;
   private readonly metricHelp: string;
 
-  constructor(config: { name: string; help: string; labelNames: readonly T[]; buckets: readonly number[]; registers: import('prom-client').Registry[] }) {
+  constructor(config: { name: string; help: string; labelNames: readonly T[]; buckets: readonly number[]; registers: Registry[] }) {
     super({ ...config, labelNames: [...config.labelNames], buckets: [...config.buckets] });
     this.bounds = Float64Array.from([...config.buckets].sort((a, b) => a - b));
     this.metricName = config.name;
@@ -66,7 +68,10 @@ export class BucketHistogram<T extends string> extends Histogram<T> {
     return s;
   }
 
-  /** What the registry's text format reads: prom-client's own getForPromString shape. */
+  /**
+   * What the registry reads: prom-client's own getForPromString shape (its
+   * get(), for JSON, splays these labels the same way as for a plain Histogram).
+   */
   async getForPromString(): Promise<{ name: string; help: string; type: string; values: PromStringValue[]; aggregator: string }> {
     const base = this.metricName;
     const values: PromStringValue[] = [];
@@ -74,19 +79,13 @@ export class BucketHistogram<T extends string> extends Histogram<T> {
       let acc = 0;
       for (let i = 0; i < this.bounds.length; i++) {
         acc += s.counts[i] as number;
-        values.push({ labels: { le: this.bounds[i] as number }, sharedLabels: s.labels, value: acc, metricName: `${base}_bucket` });
+        values.push({ labels: { le: this.bounds[i] as number }, sharedLabels: s.labels, value: acc, metricName: `${base}_bucket`, exemplar: null });
       }
-      values.push({ labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: `${base}_bucket` });
-      values.push({ labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${base}_sum` });
-      values.push({ labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${base}_count` });
+      values.push({ labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: `${base}_bucket`, exemplar: null });
+      values.push({ labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${base}_sum`, exemplar: undefined });
+      values.push({ labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${base}_count`, exemplar: undefined });
     }
     return { name: this.metricName, help: this.metricHelp, type: 'histogram', values, aggregator: 'sum' };
-  }
-
-  override async get(): Promise<MetricObjectWithValues<MetricValueWithName<T>>> {
-    const d = await this.getForPromString();
-    const values = d.values.map((v) => ({ value: v.value, metricName: v.metricName, labels: { ...v.labels, ...v.sharedLabels } as LabelValues<T> }));
-    return { ...(await super.get()), values };
   }
 
   override reset(): void {
