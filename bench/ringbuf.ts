@@ -701,6 +701,9 @@ async function main(): Promise<number> {
   // One rig per size for the C consumer (a fresh process per run), and one per
   // size and JS variant with that variant's reader on it for the whole bench.
   const jsVariants = VARIANTS.filter((v): v is JsVariant => v !== 'c');
+  const ringTotal = opts.sizes.reduce((a, sz) => a + ringBytesFor(opts.records, sz) * VARIANTS.length, 0);
+  progress(`ring memory: ${bytes(ringTotal)} in ${opts.sizes.length * VARIANTS.length} rings (one per size and consumer; ` +
+    'lower --records on a small machine)');
   const cRigs = new Map(opts.sizes.map((s) => [s, new Rig(`${s}-c`, s, ringBytesFor(opts.records, s), pinDir)]));
   const lanes = new Map(opts.sizes.map((s) => [s, new Map(jsVariants.map((v) =>
     [v, openLane(v, new Rig(`${s}-${v}`, s, ringBytesFor(opts.records, s), pinDir))]))]));
