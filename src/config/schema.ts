@@ -207,9 +207,8 @@ const TargetPort: z.ZodType<number | string> = checked((v): Checked<number | str
       ? ok(v)
       : bad(`must be a port number 1..65535 or a port name (a DNS-1123 label: lowercase letters, digits, '-'), got ${describe(v)}`);
   }
-  return Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535
-    ? ok(v as number)
-    : bad(`must be a port number 1..65535 or a port name, got ${describe(v)}`);
+  const port = quietly(Port, v); // the same rule as every other port
+  return port !== undefined ? ok(port) : bad(`must be a port number 1..65535 or a port name, got ${describe(v)}`);
 });
 
 const PortSchema: z.ZodType<ServicePort> = z.strictObject({
