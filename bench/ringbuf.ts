@@ -302,8 +302,9 @@ interface JsConsumer {
  */
 function jsConsumer(variant: JsVariant, size: number): JsConsumer {
   const st = new Float64Array(2); // [next seq, last ts]
-  let n = 0;
-  let want = 0;
+  // [records seen, records wanted]: a counter in a closure variable is a heap
+  // context slot written on every record (measured: ~4% at 32 B).
+  const cnt = new Int32Array(2);
   let onCount: () => void = () => undefined;
   const c: Checks = { seqErrors: 0, checkErrors: 0, sizeErrors: 0, tsErrors: 0 };
   const verify = (seq: number, ts: number, sz: number, check: number, len: number): void => {
@@ -320,7 +321,7 @@ function jsConsumer(variant: JsVariant, size: number): JsConsumer {
       handler = (buf, off, len) => {
         const r = RingbenchRecord.decode(buf, off);
         verify(r.seq, r.ts_ns, r.size, r.check, len);
-        if (++n === want) onCount();
+        if (++cnt[0]! === cnt[1]) onCount();
       };
       break;
     case 'js-view': {
@@ -328,7 +329,7 @@ function jsConsumer(variant: JsVariant, size: number): JsConsumer {
       handler = (buf, off, len) => {
         const r = v.at(buf, off);
         verify(r.seq, r.ts_ns, r.size, r.check, len);
-        if (++n === want) onCount();
+        if (++cnt[0]! === cnt[1]) onCount();
       };
       break;
     }
@@ -336,21 +337,21 @@ function jsConsumer(variant: JsVariant, size: number): JsConsumer {
     default:
       // Transport only: the framing walk and one call per record, no field read.
       handler = () => {
-        if (++n === want) onCount();
+        if (++cnt[0]! === cnt[1]) onCount();
       };
       break;
   }
   return {
     handler,
     arm: (firstSeq, w, done) => {
-      n = 0;
-      want = w;
+      cnt[0] = 0;
+      cnt[1] = w;
       onCount = done;
       st[0] = firstSeq;
       st[1] = 0;
       c.seqErrors = c.checkErrors = c.sizeErrors = c.tsErrors = 0;
     },
-    records: () => n,
+    records: () => cnt[0]!,
     checks: () => ({ ...c }),
   };
 }
