@@ -401,12 +401,22 @@ async function drainJs(lane: JsLane, n: number): Promise<RunResult> {
   // call on data already there (ring_buffer__consume / drain()), not after
   // a wake-up round trip through the poll thread. The copying reader has
   // only the poll thread's batches.
-  if (reader instanceof MappedRingReader) reader.drain();
+  let t1 = 0n;
+  let cpu: NodeJS.CpuUsage | undefined;
+  if (reader instanceof MappedRingReader) {
+    reader.drain();
+    // Stopped where the C consumer stops its clock: after the last record,
+    // not after a promise and timer round trip.
+    if (consumer.records() === n) {
+      t1 = process.hrtime.bigint();
+      cpu = process.cpuUsage(cpu0);
+    }
+  }
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), DRAIN_TIMEOUT_MS)));
   const outcome = await Promise.race([done.then(() => 'done' as const), timedOut]);
-  const ns = Number(process.hrtime.bigint() - t0);
-  const cpu = process.cpuUsage(cpu0);
+  const ns = Number((t1 || process.hrtime.bigint()) - t0);
+  cpu ??= process.cpuUsage(cpu0);
   clearTimeout(timer);
   const after = reader.stats();
   const got = after.records - before.records;
