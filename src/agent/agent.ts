@@ -47,6 +47,8 @@ type Follower = { filter: ConnectionFilter; fn: (rec: NamedRecord) => void };
 export class Agent implements AgentView {
   private dp: Dataplane | undefined;
   private reader: MappedRingReader | undefined;
+  /** When the current ring drain started: the last-seen time of what it reads. */
+  private drainNowMs = 0;
   private watcher: fs.FSWatcher | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
@@ -117,7 +119,7 @@ export class Agent implements AgentView {
     // beats copying it out (bench/ringbuf: 1.6x at 128-byte records). The
     // programs submit with BPF_RB_NO_WAKEUP, so the ring is drained every 10 ms.
     this.reader = new MappedRingReader(this.dp.maps.events, (buf, off, len) => this.onRecord(buf, off, len),
-      { intervalMs: 10 }, (err) => log.error('record handler failed', { err }));
+      { intervalMs: 10, onDrain: () => (this.drainNowMs = Date.now()) }, (err) => log.error('record handler failed', { err }));
     // Open connections report every interval, idle ones included: run the
     // kernel's iterator at half the interval so no report is more than 1.5 late.
     const dp = this.dp;
@@ -141,7 +143,7 @@ export class Agent implements AgentView {
       if (this.decodeErrors++ === 0) this.opts.log.warn('malformed telemetry record skipped', { err });
       return;
     }
-    this.aggregator.ingest(rec);
+    this.aggregator.ingest(rec, this.drainNowMs);
   }
 
   /** Parses the mesh file; on success keeps it as the next config to apply. */

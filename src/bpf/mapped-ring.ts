@@ -97,6 +97,8 @@ export function compileRingWalk(t: RingWalkTarget): RingWalk {
 export interface MappedRingOptions {
   /** Also drain every N ms (producers using BPF_RB_NO_WAKEUP). 0: on wake-up only. */
   intervalMs?: number;
+  /** Called before a drain hands out records: per-batch work, such as reading a clock once. */
+  onDrain?: () => void;
 }
 
 export interface MappedRingStats {
@@ -117,6 +119,7 @@ export class MappedRingReader {
   private bytes = 0;
   private readonly errors = { handlerErrors: 0 };
   private finalWakeups = 0;
+  private readonly onDrain: (() => void) | undefined;
 
   constructor(map: BpfMap, private readonly onRecord: RecordHandler, opts: MappedRingOptions = {},
     private readonly onError?: (err: unknown) => void) {
@@ -125,7 +128,9 @@ export class MappedRingReader {
     if (!Number.isInteger(intervalMs) || intervalMs < 0 || intervalMs > 60_000) {
       throw new BpfArgumentError(`intervalMs must be an integer in [0, 60000], got ${intervalMs}`);
     }
+    if (opts.onDrain !== undefined && typeof opts.onDrain !== 'function') throw new BpfArgumentError('onDrain must be a function');
     this.map = map;
+    this.onDrain = opts.onDrain;
     const N = native();
     this.ring = call(() => new N.MappedRing(map.fd, () => this.drain(), intervalMs));
     const b = this.ring.buffers();
@@ -146,6 +151,7 @@ export class MappedRingReader {
     if (!this.ring) return 0;
     const start = Number(Atomics.load(this.cons, 0));
     const prod = Number(Atomics.load(this.prod, 0));
+    if (prod !== start && this.onDrain) this.onDrain();
     const r = this.walk(start, prod);
     if (r.cons !== start) Atomics.store(this.cons, 0, BigInt(r.cons));
     this.records += r.n;

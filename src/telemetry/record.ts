@@ -53,10 +53,20 @@ const O = {
 const v4Text = new Map<number, string>();
 const v6Text = new Map<string, string>();
 
+let lastBuf: Buffer | undefined;
+let dv: DataView | undefined;
+
 function addrAt(b: Buffer, off: number): string {
+  // Records come from one ring buffer: one DataView serves them all, and its
+  // reads inline where Buffer.readUInt32LE is a call with its own checks.
+  if (b !== lastBuf) {
+    lastBuf = b;
+    dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
+  const d = dv!;
   // IPv4-mapped (::ffff:a.b.c.d) is the common case: key on the last word.
-  if (b.readUInt32LE(off) === 0 && b.readUInt32LE(off + 4) === 0 && b.readUInt32LE(off + 8) === 0xffff0000) {
-    const w = b.readUInt32LE(off + 12);
+  if (d.getUint32(off, true) === 0 && d.getUint32(off + 4, true) === 0 && d.getUint32(off + 8, true) === 0xffff0000) {
+    const w = d.getUint32(off + 12, true);
     let t = v4Text.get(w);
     if (t === undefined) {
       t = `${b[off + 12]}.${b[off + 13]}.${b[off + 14]}.${b[off + 15]}`;

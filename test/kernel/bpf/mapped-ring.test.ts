@@ -38,8 +38,15 @@ test('mapped reader: a full ring, then many wrap-arounds, every record once and 
     coll.program('produce').testRun({ ctx: produceArgs(0, 1000) });
     const first = producerTotals(coll);
     const c = collector();
-    const reader = new MappedRingReader(coll.map('records'), c.onRecord);
+    // The per-batch hook runs before each drain that has records to hand out.
+    const order: ('drain' | 'record')[] = [];
+    const reader = new MappedRingReader(coll.map('records'), (b, o, l) => {
+      order.push('record');
+      c.onRecord(b, o, l);
+    }, { onDrain: () => order.push('drain') });
     await waitFor(() => c.seqs.length >= first.produced, `${first.produced} pre-filled records`);
+    assert.equal(order[0], 'drain');
+    assert.ok(order.lastIndexOf('drain') < order.length - 1, 'no drain without records after it');
     assert.deepEqual(c.seqs, Array.from({ length: first.produced }, (_, i) => i));
     // Many rounds through the 16 KiB ring while the reader keeps up.
     let seq = 1000;

@@ -66,3 +66,36 @@ test('a new directory re-resolves names: cached ids do not keep old names', () =
     'client|shop/web|shop/api:http|10.0.0.2:8080',
   ]);
 });
+
+test('an interim record and its close count a connection once; each listener call sees that record\'s delta', () => {
+  const agg = new Aggregator(directory());
+  const seen: { kind: string; opened: boolean; sent: number; received: number }[] = [];
+  agg.onRecord((rec, _edge, d) => seen.push({ kind: rec.kind, opened: d.opened, sent: d.bytesSent, received: d.bytesReceived }));
+  const c = cookie++;
+  const base = { side: 'client' as const, serviceId: 7, backendId: 70, cookie: c };
+  agg.ingest({ ...close(base), kind: 'interim', bytesSent: 10, bytesReceived: 100 } as ConnectionRecord);
+  assert.equal(agg.openCount, 1);
+  agg.ingest(close({ ...base, bytesSent: 25, bytesReceived: 160 }));
+  assert.equal(agg.openCount, 0, 'the close forgets the open connection');
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70, bytesSent: 5, bytesReceived: 6 }));
+  assert.deepEqual(seen, [
+    { kind: 'interim', opened: true, sent: 10, received: 100 },
+    { kind: 'close', opened: false, sent: 15, received: 60 },
+    { kind: 'close', opened: true, sent: 5, received: 6 },
+  ]);
+  const [edge] = agg.edges();
+  assert.equal(edge!.opened, 2);
+  assert.equal(edge!.closed, 2);
+  assert.equal(edge!.bytesSent, 30);
+  assert.equal(edge!.bytesReceived, 166);
+});
+
+test('the last-seen time is the one the caller read for its batch, else the clock now', () => {
+  const agg = new Aggregator(directory());
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70 }), 1_700_000_000_000);
+  assert.equal(agg.edges()[0]!.lastSeenMs, 1_700_000_000_000);
+  const before = Date.now();
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70 }));
+  const seen = agg.edges()[0]!.lastSeenMs;
+  assert.ok(seen >= before && seen <= Date.now(), `last seen ${seen} is now`);
+});
