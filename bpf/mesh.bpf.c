@@ -345,12 +345,18 @@ int mesh_getpeername6(struct bpf_sock_addr *ctx)
 /* ---- telemetry ---------------------------------------------------------- */
 
 /* The socket's own cgroup: sockops often runs in softirq, where the current
- * task's cgroup is someone else's. */
+ * task's cgroup is someone else's. tp is a BTF pointer: plain loads, which the
+ * verifier turns into fault-safe ones, instead of three bpf_probe_read calls. */
 static __always_inline __u64 sock_cgroup_id(struct tcp_sock *tp)
 {
+	struct cgroup *cg;
+
 	if (!tp)
 		return 0;
-	return BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup, kn, id);
+	cg = tp->inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup;
+	if (!cg || !cg->kn)
+		return 0;
+	return cg->kn->id;
 }
 
 static __always_inline struct mesh_sock *track(struct bpf_sock_ops *skops, __u32 flags)

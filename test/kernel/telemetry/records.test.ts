@@ -7,6 +7,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { RingBufferReader } from '../../../src/bpf';
 import { BPF_OUTPUT_DIR } from '../../../src/bpf/objects';
@@ -62,7 +63,9 @@ test('bytes, connect latency and endpoints match what the client and server saw'
       assert.equal(cr.closeCause, 'fin');
       assert.ok(cr.connectUs > 0 && cr.connectUs <= c.connectUs! + 50, `kernel connect ${cr.connectUs} us within the client's ${c.connectUs} us`);
       assert.ok(cr.srttUs.min > 0 && cr.srttUs.min <= cr.srttUs.last && cr.srttUs.last <= cr.srttUs.max, JSON.stringify(cr.srttUs));
-      assert.ok(cr.durationNs > 0 && cr.cgroupId > 0);
+      assert.ok(cr.durationNs > 0);
+      // The cgroup v2 id is the cgroup directory's inode number: the agent names workloads by it.
+      assert.equal(cr.cgroupId, Number(fs.statSync(env.cg.path, { bigint: true }).ino), 'the socket\'s own cgroup');
       const sr = records.find((r) => r.kind === 'close' && r.side === 'server' && r.remote.port === c.localPort);
       assert.ok(sr, `server record for peer ${c.localPort}`);
       assert.equal(sr.bytesSent, 543210);
