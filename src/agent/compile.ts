@@ -50,12 +50,12 @@ export interface Compiled {
   outsideRoot: string[];
 }
 
-/** Whether cgroup (relative to the mount) is root or lies below it. */
+/**
+ * Whether cgroup (relative to the mount) is root or lies below it. Both are
+ * paths checkCgroupPath accepted: never empty, no trailing or doubled "/".
+ */
 export function underCgroup(cgroup: string, root: string): boolean {
-  const norm = (p: string): string => p.replace(/\/+$/, '');
-  const c = norm(cgroup);
-  const r = norm(root);
-  return r === '' || c === r || c.startsWith(`${r}/`);
+  return cgroup === root || cgroup.startsWith(`${root}/`);
 }
 
 /** cgroup v2 id of a directory: its inode number (the kernfs node id). */
