@@ -440,6 +440,8 @@ interface Run {
   wrk: WrkResult;
   /** this process's CPU during the run, ns */
   cpuNs: number;
+  /** busy CPU time of the whole machine during the run (all CPUs, steal excluded), ns */
+  machineNs: number;
   wallNs: number;
   /** mesh only: records and connections of this run */
   records?: number;
@@ -449,6 +451,20 @@ interface Run {
 function cpuNs(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) * 1000;
+}
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/**
+ * Busy time of every CPU of the machine so far (user, nice, system, irq,
+ * softirq; idle, iowait and steal left out), ns. Per request it says what a
+ * path costs in CPU however the scheduler placed wrk and nginx, which moves
+ * req/s more than any program does on two vCPUs.
+ */
+function machineBusyNs(): number {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1).map(Number) as number[];
+  return ((user! + nice! + system! + irq! + softirq!) * 1e9) / CLK_TCK;
 }
 
 /** Removes what earlier runs left in a namespace: TIME_WAIT sockets and conntrack entries. */
@@ -647,9 +663,12 @@ async function main(): Promise<number> {
     const conn0 = mesh ? rewritten(dp) : 0;
     const p0 = mesh && meshPrograms.length ? programCosts(meshPrograms) : undefined;
     const c0 = cpuNs();
+    const m0 = machineBusyNs();
     const w0 = process.hrtime.bigint();
     const wrk = await runWrk({ url: v.url, seconds, connections: opts.connections, threads: 1, close: mode === 'short' }, v.cg, v.ns, dir, undo);
-    const run: Run = { variant: v.name, mode, round, wrk, cpuNs: cpuNs() - c0, wallNs: Number(process.hrtime.bigint() - w0) };
+    const run: Run = {
+      variant: v.name, mode, round, wrk, cpuNs: cpuNs() - c0, machineNs: machineBusyNs() - m0, wallNs: Number(process.hrtime.bigint() - w0),
+    };
     if (p0 && round >= 0) {
       const t = programTotals.get(mode) ?? { requests: 0, wallNs: 0, costs: new Map<string, ProgramCost>() };
       programTotals.set(mode, t);
@@ -776,6 +795,8 @@ async function main(): Promise<number> {
     }
     return median(xs);
   };
+  /** Median over rounds of the machine's busy CPU per request, us. */
+  const usPerRequest = (v: VariantName, m: Mode): number => med(v, m, (r) => (r.wrk.requests > 0 ? r.machineNs / r.wrk.requests / 1000 : NaN));
   const ms = (us: number): string => (Number.isFinite(us) ? `${(us / 1000).toFixed(us < 10_000 ? 2 : 1)}ms` : '-');
   const names = variants.map((v) => v.name);
 
@@ -787,12 +808,15 @@ async function main(): Promise<number> {
       const s = summarize(of(n, m).map((r) => r.wrk.rps));
       return [n, `${si(s.median)} (${si(s.min, 2)}-${si(s.max, 2)})`, ms(med(n, m, (r) => r.wrk.p50Us)), ms(med(n, m, (r) => r.wrk.p99Us)),
         ratio(rps(n, m) / rps('direct', m)), ratio(paired(n, 'direct', m)), `${(s.spread * 100).toFixed(0)}%`,
+        usPerRequest(n, m).toFixed(1), ratio(usPerRequest(n, m) / usPerRequest('direct', m)),
         String(of(n, m).reduce((a, r) => a + errorCount(r.wrk), 0))];
     });
     printTable(`\n${m === 'short' ? 'short connections (Connection: close; one TCP connection per request)' : 'keep-alive (32 connections for the whole run)'}`,
-      ['variant', 'req/s', 'p50', 'p99', 'vs direct', 'paired', 'spread', 'errors'], rows);
+      ['variant', 'req/s', 'p50', 'p99', 'vs direct', 'paired', 'spread', 'CPU us/req', 'CPU vs direct', 'errors'], rows);
   }
   out.write('\nvs direct: ratio of the medians; paired: median over rounds of the ratio within each round; spread: (max-min)/median of req/s.\n' +
+    'CPU us/req: busy time of all CPUs of the machine during a run (wrk, nginx, the proxy or the agent, the kernel), per request;\n' +
+    'median over rounds. Below 1x in req/s but near 1x in CPU means the path waits, not that it works harder.\n' +
     'Latency is wrk\'s: from the first write of a request to its response. With Connection: close it leaves connect() out\n' +
     '(the handshake, where connect4 and DNAT act), so short-connection costs show in req/s more than in p50/p99.\n');
 
@@ -885,6 +909,11 @@ async function main(): Promise<number> {
     for (const v of MAIN_VARIANTS) o[v] = { p50_ms: sig(med(v, m, (x) => x.wrk.p50Us) / 1000, 3), p99_ms: sig(med(v, m, (x) => x.wrk.p99Us) / 1000, 3) };
     return o;
   };
+  const cpuPerRequest = (m: Mode): Record<MainVariant, number | null> => {
+    const o = {} as Record<MainVariant, number | null>;
+    for (const v of MAIN_VARIANTS) o[v] = sig(usPerRequest(v, m), 3);
+    return o;
+  };
   const met = Object.fromEntries(targets.map((t) => [t.key, Number.isFinite(ratios[t.key]) ? ratios[t.key] >= t.min : null]));
   const summary = {
     bench: 'service',
@@ -901,6 +930,7 @@ async function main(): Promise<number> {
       agent_cpu_cores: sig(agentCores, 3),
     },
     latency: { short: latency('short'), keepalive: latency('keepalive') },
+    cpu_us_per_request: { short: cpuPerRequest('short'), keepalive: cpuPerRequest('keepalive') },
     ...(opts.breakdown ? {
       breakdown: Object.fromEntries(BREAKDOWN_VARIANTS.map((v) => [`${v}_vs_direct`, sig(r(v, 'direct'), 3)])),
     } : {}),
