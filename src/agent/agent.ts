@@ -109,6 +109,7 @@ export class Agent implements AgentView {
       bpffsDir: settings.bpffsDir,
       cgroupPath: path.join(mount, settings.cgroupRoot),
       reportIntervalMs: settings.reportIntervalMs,
+      trackRtt: settings.rttSamples === 'all',
       log: (msg, fields) => log.info(msg, fields),
     });
     log.info('dataplane ready', { outcome: this.dp.outcome.kind, cgroup: settings.cgroupRoot, bpffsDir: settings.bpffsDir });

@@ -92,8 +92,16 @@ export interface AgentSettings {
   /** OTLP/gRPC collector URL; no trace export when absent. */
   readonly otlpEndpoint?: string;
   readonly reportIntervalMs: number;
+  /**
+   * 'all': a sockops callback on every RTT sample, so SRTT min/max are exact
+   * (about 130 ns per ACK that carries a sample). 'none': SRTT is read from
+   * the socket at each report and at close only; min/max span those reads.
+   */
+  readonly rttSamples: RttSamples;
   readonly logLevel: LogLevel;
 }
+
+export type RttSamples = 'all' | 'none';
 
 export interface MeshConfig {
   readonly network: { readonly vipCIDRs: readonly Cidr[] };

@@ -10,7 +10,7 @@
  * hides it, and would surface the day the flag goes away.
  */
 import type { SettingsIssue, SourcePosition } from './errors';
-import type { AgentSettings, Checked, HostPort, LogLevel } from './model';
+import type { AgentSettings, Checked, HostPort, LogLevel, RttSamples } from './model';
 import { parseIp } from './model';
 import {
   checkCgroupPath, checkDnsLabel, describe, formatPath, stringParser,
@@ -116,6 +116,13 @@ function parseInterval(input: unknown): Checked<number> {
 
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
+const RTT_SAMPLES: readonly RttSamples[] = ['all', 'none'];
+
+function parseRttSamples(s: string): Checked<RttSamples> {
+  const v = RTT_SAMPLES.find((x) => x === s);
+  return v ? ok(v) : bad(`must be all (every RTT sample: exact SRTT min/max) or none (no callback per ACK), got ${JSON.stringify(s)}`);
+}
+
 function parseLogLevel(s: string): Checked<LogLevel> {
   const level = LOG_LEVELS.find((l) => l === s);
   return level ? ok(level) : bad(`must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(s)}`);
@@ -133,6 +140,7 @@ export const SETTINGS: Specs = {
   })),
   otlpEndpoint: spec('otlpEndpoint', 'OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (no export if unset)', stringParser(parseUrl)),
   reportIntervalMs: spec('reportInterval', 'how often connection telemetry is reported, e.g. 10s', parseInterval),
+  rttSamples: spec('rttSamples', 'all: a callback per RTT sample (exact SRTT min/max); none: SRTT read at reports and close only', stringParser(parseRttSamples)),
   logLevel: spec('logLevel', 'debug, info, warn or error', stringParser(parseLogLevel)),
 };
 
@@ -149,6 +157,7 @@ export function defaultSettings(instance: string = DEFAULT_INSTANCE): AgentSetti
     metricsAddress: { host: '127.0.0.1', port: 9464 },
     apiSocket: `/run/sockmesh/${instance}.sock`,
     reportIntervalMs: 10_000,
+    rttSamples: 'all',
     logLevel: 'info',
   };
 }

@@ -35,6 +35,8 @@ export interface DataplaneOptions {
   /** Absolute cgroup v2 directory whose sockets the mesh serves (never the root). */
   cgroupPath: string;
   reportIntervalMs: number;
+  /** A sockops callback per RTT sample (exact SRTT min/max); default true. Applies to connections established from now on. */
+  trackRtt?: boolean;
   /** Ring buffer bytes (power of two, >= 4096); only used on a fresh install. */
   ringBytes?: number;
   /** Log of what open() did, for the agent's structured log. */
@@ -72,7 +74,7 @@ export class Dataplane {
     return BpfObjectSpec.open(objectPath('mesh')).setConstants({
       report_interval_ns: BigInt(opts.reportIntervalMs) * 1_000_000n,
       rb_flags: BigInt(native().constants.ringbufFlag.NO_WAKEUP),
-      track_rtt: 1,
+      track_rtt: opts.trackRtt === false ? 0 : 1,
     });
   }
 

@@ -19,12 +19,12 @@ export interface MeshEnv {
   dp: Dataplane;
 }
 
-export function meshEnv(cleanup: Cleanup, tag: string, reportIntervalMs = 10_000): MeshEnv {
+export function meshEnv(cleanup: Cleanup, tag: string, reportIntervalMs = 10_000, opts: { trackRtt?: boolean } = {}): MeshEnv {
   const ns = cleanup.add('netns', TestNetns.create(tag), (n) => n.remove());
   const cg = cleanup.add('cgroup', ScratchCgroup.create(`sockmesh-test-${process.pid}-${tag}`), (c) => c.remove());
   const bpffsDir = `/sys/fs/bpf/sockmesh-test-${process.pid}-${tag}`;
   cleanup.defer('bpffs dir', () => fs.rmSync(bpffsDir, { recursive: true, force: true }));
-  const dp = cleanup.add('dataplane', Dataplane.open({ bpffsDir, cgroupPath: cg.path, reportIntervalMs }), (d) => d.uninstall());
+  const dp = cleanup.add('dataplane', Dataplane.open({ bpffsDir, cgroupPath: cg.path, reportIntervalMs, ...opts }), (d) => d.uninstall());
   return { ns, cg, bpffsDir, dp };
 }
 

@@ -30,6 +30,7 @@ test('with nothing set, the defaults', () => {
     metricsAddress: { host: '127.0.0.1', port: 9464 },
     apiSocket: '/run/sockmesh/default.sock',
     reportIntervalMs: 10_000,
+    rttSamples: 'all',
     logLevel: 'info',
   });
   assert.deepEqual(settings({ flags: {}, env: {} }), defaultSettings());
@@ -100,7 +101,7 @@ test('a bad file value is reported at its position in the file', () => {
   const issues = refused({ flags: {}, env: {}, file: fileLayer({ reportInterval: '2h', colour: 'blue' }) });
   assert.deepEqual(issues.map(formatSettingsIssue), [
     'mesh.yaml:42:3 agent.reportInterval: must be a duration in 100ms..1h, e.g. 10s or 10000 (milliseconds), got "2h"',
-    'mesh.yaml:42:3 agent.colour: unknown setting (known: instance, bpffsDir, cgroupRoot, metricsAddress, apiSocket, otlpEndpoint, reportInterval, logLevel)',
+    'mesh.yaml:42:3 agent.colour: unknown setting (known: instance, bpffsDir, cgroupRoot, metricsAddress, apiSocket, otlpEndpoint, reportInterval, rttSamples, logLevel)',
   ]);
 });
 
@@ -174,5 +175,14 @@ test('an empty agent: section is no settings; a non-mapping one is an error', ()
   assert.deepEqual(settings({ flags: {}, env: {}, file: fileLayer(null) }), defaultSettings());
   assert.deepEqual(refused({ flags: {}, env: {}, file: fileLayer(['logLevel: info']) }).map(formatSettingsIssue), [
     'mesh.yaml:41:3 agent: must be a mapping of agent settings, got a list',
+  ]);
+});
+
+test('rttSamples: all or none, from any layer; anything else is refused with both choices named', () => {
+  assert.equal(settings({ flags: {}, env: { SOCKMESH_RTT_SAMPLES: 'none' } }).rttSamples, 'none');
+  assert.equal(settings({ flags: { rttSamples: 'all' }, env: { SOCKMESH_RTT_SAMPLES: 'none' } }).rttSamples, 'all');
+  assert.equal(settings({ flags: {}, env: {}, file: fileLayer({ rttSamples: 'none' }) }).rttSamples, 'none');
+  assert.deepEqual(refused({ flags: { rttSamples: 'some' }, env: {} }).map(formatSettingsIssue), [
+    'flag --rtt-samples: must be all (every RTT sample: exact SRTT min/max) or none (no callback per ACK), got "some"',
   ]);
 });
