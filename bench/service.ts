@@ -55,7 +55,7 @@ import { createLogger } from '../src/agent/log';
 import { startAddons } from '../src/agent/addons';
 import { MeshCounter } from '../src/bpf/layouts/mesh';
 import { defaultSettings } from '../src/config/settings';
-import type { AgentSettings } from '../src/config/model';
+import type { AgentSettings, RttSamples } from '../src/config/model';
 import { parseAddr } from '../src/dataplane/addr';
 import { BpfObjectSpec, Link, native, objectPath, Program, RunTimeStats, programCosts, costDelta } from '../src/bpf';
 import type { ProgramCost } from '../src/bpf';
@@ -72,7 +72,7 @@ import { errorCount, runWrk, WrkResult } from './lib/wrk';
 // ---------------------------------------------------------------- options
 
 const USAGE = `usage: npm run bench -- service [--rounds N] [--seconds S] [--warmup S] [--connections N]
-       [--iptables nft|legacy] [--breakdown] [--rules N]
+       [--iptables nft|legacy] [--breakdown] [--rules N] [--rtt-samples all|none]
   --rounds N       interleaved rounds (default 5; medians are over rounds)
   --seconds S      seconds per wrk run (default 5)
   --warmup S       seconds of one unmeasured run per variant and mode first (default 1; 0: none)
@@ -81,6 +81,8 @@ const USAGE = `usage: npm run bench -- service [--rounds N] [--seconds S] [--war
   --rules N        unrelated service rules in front of ours for iptables_10k (default 10000)
   --only A,B       run only these variants (diagnostics; ratios that need the others print as -/null)
   --modes M,N      short, keepalive or both (default both)
+  --rtt-samples M  the agent's rttSamples for the mesh variant: all (default: the full telemetry the
+                   targets are about) or none (no sockops run per RTT sample)
   --bpf-stats      count each mesh program's runs and run time during the mesh runs (kernel
                    BPF_ENABLE_STATS while the bench runs; adds a clock read per program run)
   --breakdown      also run connect4_only, sockops_norec, mesh_paused_nortt and mesh_paused (short
@@ -97,6 +99,7 @@ interface Options {
   rules: number;
   breakdown: boolean;
   bpfStats: boolean;
+  rttSamples: RttSamples;
   only: string[] | undefined;
   modes: Mode[];
 }
@@ -119,6 +122,7 @@ function readArgs(argv: string[]) {
         rules: { type: 'string', default: '10000' },
         breakdown: { type: 'boolean', default: false },
         'bpf-stats': { type: 'boolean', default: false },
+        'rtt-samples': { type: 'string', default: 'all' },
         only: { type: 'string' },
         modes: { type: 'string', default: 'short,keepalive' },
         help: { type: 'boolean', default: false },
@@ -149,6 +153,8 @@ function parseOptions(argv: string[]): Options {
   const known: readonly string[] = [...MAIN_VARIANTS, ...BREAKDOWN_VARIANTS];
   const only = values.only === undefined ? undefined : list(values.only);
   for (const n of only ?? []) if (!known.includes(n)) throw new UsageError(`--only: unknown variant ${n} (known: ${known.join(', ')})\n${USAGE}`);
+  const rttSamples = values['rtt-samples'];
+  if (rttSamples !== 'all' && rttSamples !== 'none') throw new UsageError(`--rtt-samples must be all or none, got ${rttSamples}\n${USAGE}`);
   const modes = list(values.modes);
   if (modes.length === 0 || modes.some((m) => !MODES.includes(m as Mode))) throw new UsageError(`--modes must list short and/or keepalive, got ${values.modes}\n${USAGE}`);
   return {
@@ -162,6 +168,7 @@ function parseOptions(argv: string[]): Options {
     iptables: backend,
     rules: num('rules', values.rules, 1, 200_000),
     bpfStats: values['bpf-stats'] ?? false,
+    rttSamples,
     breakdown: (values.breakdown ?? false) || (only ?? []).some((n) => (BREAKDOWN_VARIANTS as readonly string[]).includes(n)),
   };
 }
@@ -582,6 +589,7 @@ async function main(): Promise<number> {
     apiSocket: path.join(dir, 'agent.sock'),
     // Any free port: the bench scrapes it as Prometheus would.
     metricsAddress: { host: '127.0.0.1', port: 0 },
+    rttSamples: opts.rttSamples,
     logLevel: 'warn',
   };
   const agentLog = createLogger('warn', { component: 'agent' });
@@ -801,7 +809,8 @@ async function main(): Promise<number> {
   const names = variants.map((v) => v.name);
 
   out.write(`\nservice: nginx (1 worker, ${Buffer.byteLength(BODY)} B body) via each path; wrk -t1 -c${opts.connections}, ${opts.seconds} s per run, ` +
-    `medians of ${opts.rounds} interleaved rounds (min-max); ${revision() ?? ''}\n`);
+    `medians of ${opts.rounds} interleaved rounds (min-max); ${revision() ?? ''}\n` +
+    `${opts.rttSamples === 'none' ? 'mesh agent with rttSamples none: no RTT callback per ACK (the targets are about full telemetry, rttSamples all)\n' : ''}`);
   printTable(undefined, ['variant', 'path'], variants.map((v) => [v.name, v.what]));
   for (const m of MODES) {
     const rows = names.filter((n) => of(n, m).length > 0).map((n) => {
@@ -936,7 +945,10 @@ async function main(): Promise<number> {
     } : {}),
     ...(opts.bpfStats ? { bpf: bpfReport } : {}),
     targets_met: met,
-    config: { rounds: opts.rounds, seconds: opts.seconds, connections: opts.connections, iptables: opts.iptables, rules: opts.rules, bpf_stats: opts.bpfStats, git: revision() ?? null },
+    config: {
+      rounds: opts.rounds, seconds: opts.seconds, connections: opts.connections, iptables: opts.iptables, rules: opts.rules,
+      rtt_samples: opts.rttSamples, bpf_stats: opts.bpfStats, git: revision() ?? null,
+    },
     errors: runs.reduce((a, x) => a + errorCount(x.wrk), 0),
     seconds: sig((performance.now() - started) / 1000, 3),
   };
