@@ -42,6 +42,10 @@
  * cgroups, pins, processes, temp files) is removed at exit, also on failure
  * or signal.
  *
+ * Each run also records the machine's busy CPU time (/proc/stat): CPU per
+ * request says what a path costs independently of how the host schedules the
+ * two vCPUs, which moves req/s by up to 25% between runs of the same variant.
+ *
  * stdout: tables of medians and ratios; last line one JSON object.
  * stderr: progress. Options: see USAGE.
  */
