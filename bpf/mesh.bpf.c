@@ -377,19 +377,6 @@ static __always_inline struct mesh_sock *track(struct bpf_sock_ops *skops, __u32
 	return st;
 }
 
-static __always_inline void fill_endpoints(struct mesh_conn_event *e, struct bpf_sock_ops *skops)
-{
-	e->family = skops->family;
-	if (skops->family == AF_INET) {
-		v4mapped(e->saddr, skops->local_ip4);
-		v4mapped(e->daddr, skops->remote_ip4);
-	} else {
-		sockops_ip6(skops, e->saddr, e->daddr);
-	}
-	e->sport = (__u16)skops->local_port;
-	e->dport = sockops_remote_port(skops);
-}
-
 static __always_inline __u8 close_cause(__u32 old_state, int sk_err, struct bpf_sock_ops *skops)
 {
 	if (sk_err == ECONNRESET)
@@ -407,6 +394,30 @@ static __always_inline __u8 close_cause(__u32 old_state, int sk_err, struct bpf_
 	if (old_state == BPF_TCP_FIN_WAIT1 && skops->snd_una == skops->snd_nxt)
 		return MESH_CLOSE_FIN;
 	return MESH_CLOSE_RST_SENT;
+}
+
+/* Endpoints from the socket itself (the iterator has no sockops context; the
+ * close callback reads the same fields through it). */
+static __always_inline void fill_endpoints_sk(struct mesh_conn_event *e, struct sock *sk)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	e->family = family;
+	if (family == AF_INET) {
+		v4mapped(e->saddr, sk->__sk_common.skc_rcv_saddr);
+		v4mapped(e->daddr, sk->__sk_common.skc_daddr);
+	} else {
+		e->saddr[0] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[0];
+		e->saddr[1] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[1];
+		e->saddr[2] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[2];
+		e->saddr[3] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3];
+		e->daddr[0] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[0];
+		e->daddr[1] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[1];
+		e->daddr[2] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[2];
+		e->daddr[3] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[3];
+	}
+	e->sport = sk->__sk_common.skc_num;
+	e->dport = bpf_ntohs(sk->__sk_common.skc_dport);
 }
 
 /* What every record says about the connection beyond its endpoints and counters. */
@@ -428,6 +439,22 @@ static __always_inline void fill_state(struct mesh_conn_event *e, struct mesh_so
 	e->srtt_max_us = (st->flags & SOCK_RTT_SEEN) && st->srtt_max_us > srtt ? st->srtt_max_us : srtt;
 	e->kind = kind;
 	e->client = !!(st->flags & SOCK_CLIENT);
+}
+
+/*
+ * Everything but the cookie (whose helper takes the hook's own context) and
+ * the close cause, from the socket: one filler for the close callback and the
+ * iterator. state: the state before CLOSE, or now for an open connection.
+ */
+static __always_inline void fill_record(struct mesh_conn_event *e, struct tcp_sock *tp, struct mesh_sock *st,
+					__u32 state, __u64 now, __u8 kind)
+{
+	e->cgroup_id = sock_cgroup_id(tp);
+	e->bytes_sent = acked_payload(tp->bytes_acked, tp->snd_una, tp->snd_nxt, state, !!(st->flags & SOCK_CLIENT));
+	e->bytes_received = received_payload(tp->bytes_received, tp);
+	fill_endpoints_sk(e, &tp->inet_conn.icsk_inet.sk);
+	fill_state(e, st, tp->srtt_us >> 3, now, kind);
+	e->retransmits = tp->total_retrans;
 }
 
 static __always_inline struct mesh_conn_event *reserve_event(void)
@@ -454,19 +481,16 @@ static __always_inline int emit(struct bpf_sock_ops *skops, struct mesh_sock *st
 {
 	struct tcp_sock *tp = sockops_tcp_sock(skops);
 	struct mesh_conn_event *e;
-	int client = !!(st->flags & SOCK_CLIENT);
-	int sk_err = tp ? tp->inet_conn.icsk_inet.sk.sk_err : 0;
+	int sk_err;
 
+	if (!tp)
+		return -ENOENT;
 	e = reserve_event();
 	if (!e)
 		return -ENOSPC;
+	sk_err = tp->inet_conn.icsk_inet.sk.sk_err;
 	e->cookie = bpf_get_socket_cookie(skops);
-	e->cgroup_id = sock_cgroup_id(tp);
-	e->bytes_sent = payload_acked(skops, state, client);
-	e->bytes_received = payload_received(skops, tp);
-	fill_endpoints(e, skops);
-	fill_state(e, st, skops->srtt_us >> 3, now, kind);
-	e->retransmits = skops->total_retrans;
+	fill_record(e, tp, st, state, now, kind);
 	if (kind == MESH_EV_CLOSE)
 		e->close_cause = close_cause(state, sk_err, skops);
 	e->error = sk_err;
@@ -554,29 +578,6 @@ int mesh_sockops(struct bpf_sock_ops *skops)
 
 /* ---- reports of open connections --------------------------------------- */
 
-/* Endpoints from the socket itself: the iterator has no sockops context. */
-static __always_inline void fill_endpoints_sk(struct mesh_conn_event *e, struct sock *sk)
-{
-	__u16 family = sk->__sk_common.skc_family;
-
-	e->family = family;
-	if (family == AF_INET) {
-		v4mapped(e->saddr, sk->__sk_common.skc_rcv_saddr);
-		v4mapped(e->daddr, sk->__sk_common.skc_daddr);
-	} else {
-		e->saddr[0] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[0];
-		e->saddr[1] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[1];
-		e->saddr[2] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[2];
-		e->saddr[3] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3];
-		e->daddr[0] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[0];
-		e->daddr[1] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[1];
-		e->daddr[2] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[2];
-		e->daddr[3] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[3];
-	}
-	e->sport = sk->__sk_common.skc_num;
-	e->dport = bpf_ntohs(sk->__sk_common.skc_dport);
-}
-
 /*
  * Run by the agent (a read of the iterator) every half report interval: one
  * interim record for each tracked connection still open whose last report is
@@ -610,12 +611,7 @@ int mesh_report_open(struct bpf_iter__bpf_sk_storage_map *ctx)
 		return 0;
 	st->last_report_ns = now;
 	e->cookie = bpf_get_socket_cookie(sk);
-	e->cgroup_id = sock_cgroup_id(tp);
-	e->bytes_sent = acked_payload(tp->bytes_acked, tp->snd_una, tp->snd_nxt, state, !!(st->flags & SOCK_CLIENT));
-	e->bytes_received = received_payload(tp->bytes_received, tp);
-	fill_endpoints_sk(e, sk);
-	fill_state(e, st, tp->srtt_us >> 3, now, MESH_EV_INTERIM);
-	e->retransmits = tp->total_retrans;
+	fill_record(e, tp, st, state, now, MESH_EV_INTERIM);
 	submit_event(e);
 	return 0;
 }
