@@ -61,10 +61,10 @@ import { MeshCounter } from '../src/bpf/layouts/mesh';
 import { defaultSettings } from '../src/config/settings';
 import type { AgentSettings, RttSamples } from '../src/config/model';
 import { parseAddr } from '../src/dataplane/addr';
-import { BpfObjectSpec, Link, native, objectPath, Program, RunTimeStats, programCosts, costDelta } from '../src/bpf';
+import { Program, RunTimeStats, programCosts, costDelta } from '../src/bpf';
 import type { ProgramCost } from '../src/bpf';
 import type { BpfMap } from '../src/bpf';
-import { Dataplane, MESH_HOOKS } from '../src/dataplane/dataplane';
+import { Dataplane } from '../src/dataplane/dataplane';
 import { desiredState, ServicePortSpec } from '../src/dataplane/desired';
 import { applyDesired } from '../src/dataplane/writer';
 import { cgroup2Root, ScratchCgroup } from '../src/platform/cgroup';
@@ -373,9 +373,7 @@ function rewritten(dp: Dataplane): number {
 
 /**
  * The mesh programs on a breakdown variant's cgroup, serving the VIP with its
- * own backend, no agent. Dataplane.open where its options suffice; the object
- * loaded directly (unpinned links, closed by the undo step or at exit) for
- * track_rtt=0, which the Dataplane does not expose.
+ * own backend, no agent.
  */
 interface Probe {
   name: BreakdownVariant;
@@ -387,28 +385,14 @@ function loadProbe(name: BreakdownVariant, cgroupPath: string, pinName: string, 
   const desired = desiredState([servicePortSpec(BREAKDOWN[name].backend)]);
   const countersOf = (m: BpfMap) => (): { emitted: number; dropped: number } =>
     ({ emitted: sumCounter(m, MeshCounter.EVENTS), dropped: sumCounter(m, MeshCounter.EVENTS_DROPPED) });
-  if (name === 'mesh_paused_nortt') {
-    const N = native();
-    const coll = BpfObjectSpec.open(objectPath('mesh')).setConstants({
-      report_interval_ns: BigInt(reportIntervalMs) * 1_000_000n,
-      rb_flags: BigInt(N.constants.ringbufFlag.NO_WAKEUP),
-      track_rtt: 0,
-    }).setMaxEntries('events', PAUSED_RING).load();
-    const links: Link[] = [];
-    undo.add(`${name} programs`, () => {
-      for (const l of links) l.close(); // unpinned: closing detaches
-      coll.close();
-    });
-    for (const [prog, , type] of MESH_HOOKS) links.push(coll.program(prog).attachCgroup(cgroupPath, N.constants.attachType[type]));
-    applyDesired({ services: coll.map('services'), slots: coll.map('slots') }, desired);
-    return { name, counters: countersOf(coll.map('counters')) };
-  }
   const bpffsDir = path.join(DEFAULT_BPFFS, pinName);
   undo.add(`${name} pins ${bpffsDir}`, () => {
     if (Dataplane.pinned(bpffsDir)) Dataplane.uninstallPinned(bpffsDir);
     fs.rmSync(bpffsDir, { recursive: true, force: true });
   });
-  const dp = Dataplane.open({ bpffsDir, cgroupPath, reportIntervalMs, ringBytes: name === 'sockops_norec' ? 4096 : PAUSED_RING });
+  const dp = Dataplane.open({
+    bpffsDir, cgroupPath, reportIntervalMs, ringBytes: name === 'sockops_norec' ? 4096 : PAUSED_RING, trackRtt: name !== 'mesh_paused_nortt',
+  });
   undo.add(`${name} dataplane`, () => dp.close());
   applyDesired(dp.maps, desired);
   if (name === 'connect4_only') dp.links.get('sockops')?.detach();

@@ -23,10 +23,6 @@ export function openPinned(pinPath: string, want: keyof typeof NOUN): number {
 export class PinState {
   path: string | undefined;
 
-  constructor(path?: string) {
-    this.path = path;
-  }
-
   pin(handle: { pin(path: string): void }, pinPath: string): void {
     call(() => handle.pin(pinPath));
     this.path = pinPath;

@@ -31,15 +31,18 @@ export class Program {
   }
 
   static fromPin(pinPath: string): Program {
-    const handle = new (native().Program)(openPinned(pinPath, 'prog'));
-    const info = call(() => handle.info());
-    return new Program(handle, { name: info.name, section: '', type: info.type, expectedAttachType: 0 });
+    return Program.fromFd(openPinned(pinPath, 'prog'));
   }
 
   /** A program the kernel has loaded, by id (e.g. a link's progId). */
   static fromId(id: number): Program {
     if (!Number.isInteger(id) || id <= 0 || id > 0xffffffff) throw new BpfArgumentError(`program id must be a positive u32, got ${id}`);
-    const handle = new (native().Program)(call(() => native().progGetFdById(id)));
+    return Program.fromFd(call(() => native().progGetFdById(id)));
+  }
+
+  /** A handle for a program loaded elsewhere: its name and type from the kernel, no section. */
+  private static fromFd(fd: number): Program {
+    const handle = new (native().Program)(fd);
     const info = call(() => handle.info());
     return new Program(handle, { name: info.name, section: '', type: info.type, expectedAttachType: 0 });
   }
