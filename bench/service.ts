@@ -57,13 +57,12 @@ import { parseArgs } from 'node:util';
 import { Agent } from '../src/agent/agent';
 import { createLogger } from '../src/agent/log';
 import { startAddons } from '../src/agent/addons';
-import { MeshCounter } from '../src/bpf/layouts/mesh';
+import { MeshCounter, MeshVerdict } from '../src/bpf/layouts/mesh';
 import { defaultSettings } from '../src/config/settings';
 import type { AgentSettings, RttSamples } from '../src/config/model';
 import { parseAddr } from '../src/dataplane/addr';
 import { Program, RunTimeStats, programCosts, costDelta } from '../src/bpf';
 import type { ProgramCost } from '../src/bpf';
-import type { BpfMap } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
 import { desiredState, ServicePortSpec } from '../src/dataplane/desired';
 import { applyDesired } from '../src/dataplane/writer';
@@ -354,21 +353,9 @@ function servicePortSpec(backend: string): ServicePortSpec {
   };
 }
 
-/** Sum over CPUs of one of the mesh's per-CPU `counters`. */
-function sumCounter(counters: BpfMap, idx: number): number {
-  const key = Buffer.alloc(4);
-  key.writeUInt32LE(idx);
-  return (counters.lookupPerCpu(key) ?? []).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0);
-}
-
 /** VIP connects rewritten to a backend, from the kernel's per-service verdict counters. */
 function rewritten(dp: Dataplane): number {
-  let n = 0;
-  for (const { key, value } of dp.maps.svc_verdicts.entries()) {
-    if (key.readUInt32LE(4) !== 0) continue; // verdict 0: rewritten
-    for (let off = 0; off + 8 <= value.length; off += 8) n += Number(value.readBigUInt64LE(off));
-  }
-  return n;
+  return dp.verdicts().filter((v) => v.verdict === MeshVerdict.REWRITTEN).reduce((a, v) => a + v.count, 0);
 }
 
 /**
@@ -383,8 +370,6 @@ interface Probe {
 
 function loadProbe(name: BreakdownVariant, cgroupPath: string, pinName: string, reportIntervalMs: number): Probe {
   const desired = desiredState([servicePortSpec(BREAKDOWN[name].backend)]);
-  const countersOf = (m: BpfMap) => (): { emitted: number; dropped: number } =>
-    ({ emitted: sumCounter(m, MeshCounter.EVENTS), dropped: sumCounter(m, MeshCounter.EVENTS_DROPPED) });
   const bpffsDir = path.join(DEFAULT_BPFFS, pinName);
   undo.add(`${name} pins ${bpffsDir}`, () => {
     if (Dataplane.pinned(bpffsDir)) Dataplane.uninstallPinned(bpffsDir);
@@ -396,7 +381,7 @@ function loadProbe(name: BreakdownVariant, cgroupPath: string, pinName: string, 
   undo.add(`${name} dataplane`, () => dp.close());
   applyDesired(dp.maps, desired);
   if (name === 'connect4_only') dp.links.get('sockops')?.detach();
-  return { name, counters: countersOf(dp.maps.counters) };
+  return { name, counters: () => ({ emitted: dp.counter(MeshCounter.EVENTS), dropped: dp.counter(MeshCounter.EVENTS_DROPPED) }) };
 }
 
 /** Telemetry counted over the measured mesh runs. */
@@ -654,8 +639,8 @@ async function main(): Promise<number> {
     await sleep(200);
     const mesh = v.name === 'mesh';
     const rec0 = theAgent.aggregator.records;
-    const emit0 = sumCounter(dp.maps.counters, MeshCounter.EVENTS);
-    const drop0 = sumCounter(dp.maps.counters, MeshCounter.EVENTS_DROPPED);
+    const emit0 = dp.counter(MeshCounter.EVENTS);
+    const drop0 = dp.counter(MeshCounter.EVENTS_DROPPED);
     const conn0 = mesh ? rewritten(dp) : 0;
     const p0 = mesh && meshPrograms.length ? programCosts(meshPrograms) : undefined;
     const c0 = cpuNs();
@@ -679,15 +664,15 @@ async function main(): Promise<number> {
     }
     if (mesh) {
       // The last connections close as wrk exits: wait until the agent has every record the kernel emitted.
-      await until(() => theAgent.aggregator.records - rec0 >= sumCounter(dp.maps.counters, MeshCounter.EVENTS) - emit0, 3000, 10);
+      await until(() => theAgent.aggregator.records - rec0 >= dp.counter(MeshCounter.EVENTS) - emit0, 3000, 10);
       await sleep(50);
       run.records = theAgent.aggregator.records - rec0;
       await scrape(); // one scrape per run, as a Prometheus server would every few seconds
       run.connections = rewritten(dp) - conn0;
       if (round >= 0) {
         telemetry.records += run.records;
-        telemetry.emitted += sumCounter(dp.maps.counters, MeshCounter.EVENTS) - emit0;
-        telemetry.dropped += sumCounter(dp.maps.counters, MeshCounter.EVENTS_DROPPED) - drop0;
+        telemetry.emitted += dp.counter(MeshCounter.EVENTS) - emit0;
+        telemetry.dropped += dp.counter(MeshCounter.EVENTS_DROPPED) - drop0;
         telemetry.connections += run.connections;
         telemetry.cpuNs += run.cpuNs;
         telemetry.wallNs += run.wallNs;

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { MappedRingReader } from '../bpf/mapped-ring';
-import { MeshCounter, MeshVerdictKey, MESH_VERDICT_NAMES } from '../bpf/layouts/mesh';
+import { MeshCounter, MESH_VERDICT_NAMES } from '../bpf/layouts/mesh';
 import { ConfigError } from '../config/errors';
 import { loadMeshFile } from '../config/load';
 import type { AgentSettings, MeshConfig } from '../config/model';
@@ -260,31 +260,18 @@ export class Agent implements AgentView {
       frontends: this.desired.reduce((a, s) => a + s.frontends.length, 0),
       records: this.aggregator.records,
       openConnections: this.aggregator.openCount,
-      ringbuf: { records: st?.records ?? 0, dropped: this.kernelCounter(MeshCounter.EVENTS_DROPPED), decodeErrors: this.decodeErrors },
+      ringbuf: { records: st?.records ?? 0, dropped: this.dp?.counter(MeshCounter.EVENTS_DROPPED) ?? 0, decodeErrors: this.decodeErrors },
       ...(this.otlpStats ? { otlp: this.otlpStats() } : {}),
     };
-  }
-
-  /** Sum over CPUs of one of the kernel's `counters`. */
-  kernelCounter(idx: number): number {
-    if (!this.dp) return 0;
-    const key = Buffer.alloc(4);
-    key.writeUInt32LE(idx);
-    return (this.dp.maps.counters.lookupPerCpu(key) ?? []).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0);
   }
 
   /** Connect-time verdicts per dataplane service, from the kernel. */
   verdicts(): { service: string; verdict: string; count: number }[] {
     if (!this.dp) return [];
     const names = new Map(this.desired.map((s) => [s.id, s.name]));
-    const out: { service: string; verdict: string; count: number }[] = [];
-    for (const { key, value } of this.dp.maps.svc_verdicts.entries()) {
-      const k = MeshVerdictKey.decode(key, 0);
-      let count = 0;
-      for (let off = 0; off < value.length; off += 8) count += Number(value.readBigUInt64LE(off));
-      out.push({ service: names.get(k.svc) ?? `id ${k.svc}`, verdict: MESH_VERDICT_NAMES[k.verdict] ?? String(k.verdict), count });
-    }
-    return out;
+    return this.dp.verdicts().map((v) => ({
+      service: names.get(v.svc) ?? `id ${v.svc}`, verdict: MESH_VERDICT_NAMES[v.verdict] ?? String(v.verdict), count: v.count,
+    }));
   }
 
   services(): ServiceView[] {

@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BpfMap, BpfObjectSpec, Collection, Link, objectPath, native } from '../bpf';
+import { MeshVerdictKey } from '../bpf/layouts/mesh';
 import { cgroup2Root } from '../platform/cgroup';
 
 export const MESH_MAPS = ['services', 'slots', 'svc_verdicts', 'udp_rev', 'events', 'counters', 'sock_info'] as const;
@@ -150,6 +151,25 @@ export class Dataplane {
    */
   reportOpenConnections(): void {
     this.reporter.runIterator();
+  }
+
+  /** One of the kernel's per-CPU `counters` (MeshCounter), summed over CPUs. */
+  counter(idx: number): number {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(idx);
+    return (this.maps.counters.lookupPerCpu(key) ?? []).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0);
+  }
+
+  /** Connect-time verdict counts (MeshVerdict) per service id, summed over CPUs. */
+  verdicts(): { svc: number; verdict: number; count: number }[] {
+    const out: { svc: number; verdict: number; count: number }[] = [];
+    for (const { key, value } of this.maps.svc_verdicts.entries()) {
+      const k = MeshVerdictKey.decode(key, 0);
+      let count = 0;
+      for (let off = 0; off + 8 <= value.length; off += 8) count += Number(value.readBigUInt64LE(off));
+      out.push({ svc: k.svc, verdict: k.verdict, count });
+    }
+    return out;
   }
 
   /** Closes our fds; everything pinned stays attached and running. Idempotent. */

@@ -6,7 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { desiredState } from '../../../src/dataplane/desired';
 import { applyDesired } from '../../../src/dataplane/writer';
-import { MeshVerdictKey, MeshVerdict } from '../../../src/bpf/layouts/mesh';
+import { MeshVerdict } from '../../../src/bpf/layouts/mesh';
 import { runInCgroup } from '../../helpers/child';
 import { Cleanup } from '../../helpers/cleanup';
 import { needsKernel } from '../../helpers/kernel';
@@ -25,11 +25,7 @@ function client(env: MeshEnv, args: string[]): Promise<ClientOut> {
 }
 
 function verdicts(env: MeshEnv, svcId: number, verdict: number): number {
-  const key = Buffer.alloc(MeshVerdictKey.size);
-  key.writeUInt32LE(svcId, 0);
-  key.writeUInt32LE(verdict, 4);
-  const per = env.dp.maps.svc_verdicts.lookupPerCpu(key);
-  return per ? per.reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0) : 0;
+  return env.dp.verdicts().find((v) => v.svc === svcId && v.verdict === verdict)?.count ?? 0;
 }
 
 /** Pearson chi-square of observed counts against expected shares. */
