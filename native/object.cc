@@ -90,6 +90,7 @@ Napi::Value BpfObject::Maps(const Napi::CallbackInfo& info) {
     o.Set("keySize", Napi::Number::New(env, bpf_map__key_size(m)));
     o.Set("valueSize", Napi::Number::New(env, bpf_map__value_size(m)));
     o.Set("maxEntries", Napi::Number::New(env, bpf_map__max_entries(m)));
+    o.Set("flags", Napi::Number::New(env, bpf_map__map_flags(m)));
     o.Set("internal", Napi::Boolean::New(env, bpf_map__is_internal(m)));
     out.Set(i++, o);
   }

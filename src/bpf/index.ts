@@ -3,7 +3,7 @@ export { BpfError, VerifierError, BpfArgumentError } from './errors';
 export { BpfObjectSpec, Collection } from './object';
 export type { ConstantValue } from './object';
 export { Program } from './program';
-export { BpfMap } from './map';
+export { BpfMap, mapTypeName } from './map';
 export type { MapEntry, UpdateMode } from './map';
 export { Link } from './link';
 export { RingBufferReader, forEachRecord } from './ringbuf';

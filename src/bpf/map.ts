@@ -148,6 +148,11 @@ export class BpfMap {
     this.pins.pin(this.live('pin'), pinPath);
   }
 
+  /** Pins at pinPath in place of what is pinned there now, atomically. */
+  pinReplacing(pinPath: string): void {
+    this.pins.replace(this.live('pin'), pinPath);
+  }
+
   unpin(): void {
     this.pins.unpin();
   }

@@ -19,6 +19,7 @@ export interface NativeMapSpec {
   keySize: number;
   valueSize: number;
   maxEntries: number;
+  flags: number;
   internal: boolean;
 }
 

@@ -78,6 +78,12 @@ export class BpfObjectSpec {
     return this;
   }
 
+  /** The maps as load() would create them now (sizes set so far included). */
+  mapDefinitions(): NativeMapSpec[] {
+    const obj = this.live('read map definitions');
+    return call(() => obj.maps());
+  }
+
   /** Programs not wanted by this use of the object are left out of load(). */
   only(programNames: string[]): this {
     const known = new Set(this.programs.map((p) => p.name));

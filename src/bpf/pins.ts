@@ -6,6 +6,9 @@ import fs from 'node:fs';
 import { BpfArgumentError, call } from './errors';
 import { native } from './native';
 
+/** Marks a pin made to be renamed over another; one left behind is a replacement cut short. */
+export const REPLACING_SUFFIX = '-replacing';
+
 const NOUN = { map: 'a map', prog: 'a program', link: 'a link' } as const;
 
 /** An fd for the object pinned at pinPath; throws (fd closed) if it is not a `want`. */
@@ -25,6 +28,24 @@ export class PinState {
 
   pin(handle: { pin(path: string): void }, pinPath: string): void {
     call(() => handle.pin(pinPath));
+    this.path = pinPath;
+  }
+
+  /**
+   * Pins at pinPath, atomically replacing whatever is pinned there: pinned
+   * beside it first (REPLACING_SUFFIX; bpffs refuses names with a dot), then
+   * renamed over it, so the path never goes missing.
+   */
+  replace(handle: { pin(path: string): void }, pinPath: string): void {
+    const tmp = `${pinPath}${REPLACING_SUFFIX}`;
+    fs.rmSync(tmp, { force: true });
+    call(() => handle.pin(tmp));
+    try {
+      fs.renameSync(tmp, pinPath);
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
     this.path = pinPath;
   }
 
