@@ -38,6 +38,13 @@ const volatile __u64 report_interval_ns = 10ULL * 1000 * 1000 * 1000;
 const volatile __u64 rb_flags = 0;    /* BPF_RB_NO_WAKEUP: the agent drains on a timer */
 const volatile __u8 track_rtt = 1;    /* RTT_CB on every sample: SRTT min/max */
 
+/* Capacity of the backend slot table: every weighted slot of every live
+ * generation. An object built with another value redefines the map, which an
+ * agent upgrade copies over (src/dataplane/upgrade.ts). */
+#ifndef MESH_SLOT_TABLE_SIZE
+#define MESH_SLOT_TABLE_SIZE 262144
+#endif
+
 /* No preallocation: an update replaces the element and the old one is freed
  * after an RCU grace period, so a reader never sees a half-copied value. */
 struct {
@@ -50,7 +57,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, MESH_SLOT_TABLE_SIZE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct mesh_slot_key);
 	__type(value, struct mesh_backend);

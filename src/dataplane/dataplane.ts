@@ -4,15 +4,21 @@
  *   <dir>/maps/<name>   every map (state survives the agent)
  *   <dir>/links/<name>  every attachment (traffic keeps flowing while the
  *                       agent is down or restarting)
- * open() adopts what is pinned - same maps, same links - and swaps in freshly
- * loaded programs with bpf_link_update, so a restart or an upgrade never
- * leaves a hook empty. uninstall() removes everything it made.
+ * open() adopts what is pinned - same links, and every map whose definition
+ * has not changed - and swaps in freshly loaded programs with
+ * bpf_link_update, so a restart or an upgrade never leaves a hook empty. Maps
+ * an upgrade (or a changed size) redefines are replaced as ./upgrade.ts plans,
+ * filled before any hook switches to them. uninstall() removes everything it
+ * made.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { BpfMap, BpfObjectSpec, Collection, Link, objectPath, native } from '../bpf';
+import { BpfMap, BpfObjectSpec, Collection, Link, mapTypeName, objectPath, native } from '../bpf';
 import { MeshVerdictKey } from '../bpf/layouts/mesh';
+import { REPLACING_SUFFIX } from '../bpf/pins';
 import { cgroup2Root } from '../platform/cgroup';
+import { copyEntries, CopyResult, definitionOf, MapDefinition, MapStep, planMaps } from './upgrade';
+import type { MeshMaps } from './writer';
 
 export const MESH_MAPS = ['services', 'slots', 'svc_verdicts', 'udp_rev', 'events', 'counters', 'sock_info'] as const;
 export type MeshMapName = (typeof MESH_MAPS)[number];
@@ -38,13 +44,38 @@ export interface DataplaneOptions {
   reportIntervalMs: number;
   /** A sockops callback per RTT sample (exact SRTT min/max); default true. Applies to connections established from now on. */
   trackRtt?: boolean;
-  /** Ring buffer bytes (power of two, >= 4096); only used on a fresh install. */
+  /** Ring buffer bytes (power of two, >= 4096). A change replaces the pinned ring (the old one is drained). */
   ringBytes?: number;
+  /**
+   * Writes the mesh file's services into new services/slots maps, when an
+   * upgrade replaces them with maps that cannot be copied. Without it such an
+   * upgrade is refused and the running programs stay.
+   */
+  populate?: (maps: MeshMaps) => void;
+  /** The mesh object to load; default the built bpf/.output/mesh.bpf.o (tests load an older version's). */
+  object?: string;
   /** Log of what open() did, for the agent's structured log. */
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
-export type OpenOutcome = { kind: 'installed' } | { kind: 'adopted'; upgradedPrograms: number };
+/** A replaced map: how its contents were carried over. */
+export interface ReplacedMap extends MapStep {
+  /** copy: entries carried over and those the new map could not hold */
+  copy?: CopyResult;
+}
+
+export type OpenOutcome =
+  | { kind: 'installed' }
+  | {
+      kind: 'adopted';
+      upgradedPrograms: number;
+      /** Maps not adopted as pinned (empty on a plain restart). */
+      replacedMaps: ReplacedMap[];
+      /** Pins of maps and hooks this version no longer has, removed. */
+      removed: string[];
+      /** Hooks that had no pinned link (a new hook, or an install cut short), attached now. */
+      attached: string[];
+    };
 
 export class Dataplane {
   private constructor(
@@ -54,6 +85,8 @@ export class Dataplane {
     readonly outcome: OpenOutcome,
     /** Iterator over open connections' socket storage; not pinned, made per agent. */
     private readonly reporter: Link,
+    /** The ring an upgrade replaced, still holding records the old programs wrote. */
+    private retired?: BpfMap,
   ) {}
 
   static pinned(bpffsDir: string): boolean {
@@ -72,16 +105,17 @@ export class Dataplane {
   }
 
   private static spec(opts: DataplaneOptions): BpfObjectSpec {
-    return BpfObjectSpec.open(objectPath('mesh')).setConstants({
+    const spec = BpfObjectSpec.open(opts.object ?? objectPath('mesh')).setConstants({
       report_interval_ns: BigInt(opts.reportIntervalMs) * 1_000_000n,
       rb_flags: BigInt(native().constants.ringbufFlag.NO_WAKEUP),
       track_rtt: opts.trackRtt === false ? 0 : 1,
     });
+    if (opts.ringBytes) spec.setMaxEntries('events', opts.ringBytes);
+    return spec;
   }
 
   private static install(opts: DataplaneOptions): Dataplane {
     const spec = Dataplane.spec(opts);
-    if (opts.ringBytes) spec.setMaxEntries('events', opts.ringBytes);
     const coll = spec.load();
     const made: (() => void)[] = [];
     try {
@@ -118,31 +152,94 @@ export class Dataplane {
 
   private static adopt(opts: DataplaneOptions): Dataplane {
     const dir = opts.bpffsDir;
-    const missing = [
-      ...MESH_MAPS.filter((m) => !fs.existsSync(path.join(dir, 'maps', m))).map((m) => `maps/${m}`),
-      ...MESH_HOOKS.filter(([, pin]) => !fs.existsSync(path.join(dir, 'links', pin))).map(([, pin]) => `links/${pin}`),
-    ];
-    if (missing.length) {
-      throw new Error(`partial state under ${dir} (missing ${missing.join(', ')}): run \`sockmesh agent --uninstall\` and start again`);
-    }
-    const maps = {} as Record<MeshMapName, BpfMap>;
-    for (const name of MESH_MAPS) maps[name] = BpfMap.fromPin(path.join(dir, 'maps', name));
-    const links = new Map<string, Link>();
-    for (const [, pin] of MESH_HOOKS) links.set(pin, Link.fromPin(path.join(dir, 'links', pin)));
-    // New programs over the adopted maps, swapped in link by link.
     const spec = Dataplane.spec(opts);
-    for (const name of MESH_MAPS) spec.reuseMap(name, maps[name]);
+    const wanted = new Map<string, MapDefinition>();
+    for (const m of spec.mapDefinitions()) if ((MESH_MAPS as readonly string[]).includes(m.name)) wanted.set(m.name, definitionOf(m));
+    const old = new Map<string, BpfMap>();
+    for (const name of pinNames(path.join(dir, 'maps'))) old.set(name, BpfMap.fromPin(path.join(dir, 'maps', name)));
+    const plan = planMaps(wanted, new Map([...old].map(([n, m]) => [n, definitionOf(m.info)])), mapTypeName);
+    const step = new Map(plan.steps.map((s) => [s.name, s]));
+    const closeOld = (keep: (name: string) => boolean = () => false): void => {
+      for (const [name, m] of old) if (!keep(name)) m.close();
+    };
+    const rebuilt = plan.steps.filter((s) => s.action === 'rebuild');
+    if (rebuilt.length && !opts.populate) {
+      closeOld();
+      spec.close();
+      throw new Error(`upgrading ${dir} rebuilds ${rebuilt.map((s) => `${s.name} (${s.reason})`).join(', ')} from the mesh file, ` +
+        'and there is no valid mesh file: the running programs are unchanged; fix the mesh file and start the agent again');
+    }
+    for (const s of plan.steps) if (s.action === 'adopt') spec.reuseMap(s.name, old.get(s.name)!);
+
     let coll: Collection | undefined;
-    let reporter: Link;
+    const maps = {} as Record<MeshMapName, BpfMap>;
+    const links = new Map<string, Link>();
     try {
       coll = spec.load();
-      for (const [prog, pin] of MESH_HOOKS) links.get(pin)!.update(coll.program(prog));
-      reporter = coll.program('mesh_report_open').attachIterator(maps.sock_info);
-    } finally {
+      for (const name of MESH_MAPS) maps[name] = step.get(name)!.action === 'adopt' ? old.get(name)! : coll.map(name);
+      // Every replacement is filled before any hook runs a program that uses it.
+      const replaced: ReplacedMap[] = [];
+      for (const s of plan.steps) {
+        if (s.action === 'adopt') continue;
+        replaced.push(s.action === 'copy' ? { ...s, copy: copyEntries(old.get(s.name)!, maps[s.name as MeshMapName]) } : { ...s });
+      }
+      if (rebuilt.length) opts.populate!({ services: maps.services, slots: maps.slots });
+
+      // The swap: each hook moves to the new programs in one step.
+      const A = native().constants.attachType;
+      const attached: string[] = [];
+      for (const [prog, pin, type] of MESH_HOOKS) {
+        const at = path.join(dir, 'links', pin);
+        if (fs.existsSync(at)) {
+          const link = Link.fromPin(at);
+          links.set(pin, link);
+          link.update(coll.program(prog));
+        } else {
+          fs.mkdirSync(path.dirname(at), { recursive: true });
+          const link = coll.program(prog).attachCgroup(opts.cgroupPath, A[type]);
+          link.pin(at);
+          links.set(pin, link);
+          attached.push(pin);
+        }
+      }
+      // Now no program uses a replaced map: re-point the pins, drop the stale ones.
+      for (const s of replaced) maps[s.name as MeshMapName].pinReplacing(path.join(dir, 'maps', s.name));
+      const removed: string[] = [];
+      for (const name of plan.stale) {
+        fs.rmSync(path.join(dir, 'maps', name), { force: true });
+        removed.push(`maps/${name}`);
+      }
+      const hooks = new Set<string>(MESH_HOOKS.map(([, pin]) => pin));
+      for (const pin of pinNames(path.join(dir, 'links')).filter((p) => !hooks.has(p))) {
+        Link.fromPin(path.join(dir, 'links', pin)).detach();
+        removed.push(`links/${pin}`);
+      }
+      const reporter = coll.program('mesh_report_open').attachIterator(maps.sock_info);
+      for (const p of coll.programs) p.close(); // links hold them
+      for (const s of plan.steps) if (s.action === 'adopt') coll.map(s.name).close(); // a second fd of an adopted map
+      const retired = step.get('events')!.action === 'drain' ? old.get('events') : undefined;
+      closeOld((name) => step.get(name)?.action === 'adopt' || (name === 'events' && retired !== undefined));
+      for (const s of replaced) opts.log?.('map replaced', { map: s.name, action: s.action, reason: s.reason, ...s.copy });
+      opts.log?.('dataplane adopted', { bpffsDir: dir, programs: MESH_HOOKS.length, replacedMaps: replaced.length, removed, attached });
+      return new Dataplane(opts, maps, links, { kind: 'adopted', upgradedPrograms: MESH_HOOKS.length, replacedMaps: replaced, removed, attached },
+        reporter, retired);
+    } catch (err) {
+      // Pins still name the old maps: the next start plans the same upgrade again.
       coll?.close();
+      closeOld();
+      for (const l of links.values()) l.close();
+      throw err;
     }
-    opts.log?.('dataplane adopted', { bpffsDir: dir, programs: MESH_HOOKS.length });
-    return new Dataplane(opts, maps, links, { kind: 'adopted', upgradedPrograms: MESH_HOOKS.length }, reporter);
+  }
+
+  /**
+   * The ring an upgrade replaced, if any, handed to the caller to read what
+   * the old programs left in it (and close). Once.
+   */
+  takeRetiredRing(): BpfMap | undefined {
+    const r = this.retired;
+    this.retired = undefined;
+    return r;
   }
 
   /**
@@ -174,6 +271,7 @@ export class Dataplane {
 
   /** Closes our fds; everything pinned stays attached and running. Idempotent. */
   close(): void {
+    this.retired?.close();
     this.reporter.close();
     for (const l of this.links.values()) l.close();
     for (const m of Object.values(this.maps)) m.close();
@@ -181,6 +279,7 @@ export class Dataplane {
 
   /** Detaches every program and removes every pin this instance made. */
   uninstall(): void {
+    this.retired?.close();
     this.reporter.close();
     for (const l of this.links.values()) {
       if (!l.closed) l.detach();
@@ -208,6 +307,14 @@ export class Dataplane {
     removeIfEmpty(path.dirname(bpffsDir));
     return removed;
   }
+}
+
+/** Names pinned in dir (none if it does not exist); a replacement cut short is removed. */
+function pinNames(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  const names = fs.readdirSync(dir);
+  for (const n of names.filter((x) => x.endsWith(REPLACING_SUFFIX))) fs.rmSync(path.join(dir, n), { force: true });
+  return names.filter((x) => !x.endsWith(REPLACING_SUFFIX)).sort();
 }
 
 /** The shared parent (/sys/fs/bpf/sockmesh) goes with its last instance. */

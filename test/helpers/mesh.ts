@@ -29,7 +29,7 @@ export function meshEnv(cleanup: Cleanup, tag: string, reportIntervalMs = 10_000
 }
 
 /** Starts backend servers inside the netns; returns their ports. */
-export async function startBackends(cleanup: Cleanup, env: MeshEnv, host: string, n: number): Promise<number[]> {
+export async function startBackends(cleanup: Cleanup, env: Pick<MeshEnv, 'ns'>, host: string, n: number): Promise<number[]> {
   const f = await startFixture<{ ports: number[] }>(undefined, 'backend', [host, Array(n).fill(0).join(',')], env.ns.prefix());
   cleanup.defer('backends', f.stop);
   return f.ready.ports;
