@@ -18,7 +18,7 @@ import type { AgentSettings, MeshConfig } from '../config/model';
 import { serviceKey } from '../config/model';
 import { Dataplane } from '../dataplane/dataplane';
 import type { DesiredService } from '../dataplane/desired';
-import { applyDesired, ApplyReport } from '../dataplane/writer';
+import { applyDesired, ApplyReport, MeshMaps } from '../dataplane/writer';
 import { cgroup2Root } from '../platform/cgroup';
 import { Aggregator, Edge, EdgeLabels } from '../telemetry/aggregator';
 import { Directory } from '../telemetry/directory';
@@ -110,6 +110,10 @@ export class Agent implements AgentView {
       cgroupPath: path.join(mount, settings.cgroupRoot),
       reportIntervalMs: settings.reportIntervalMs,
       trackRtt: settings.rttSamples === 'all',
+      ringBytes: settings.ringBytes,
+      // An upgrade that replaces services/slots with maps it cannot copy
+      // writes them from the mesh file before any hook uses them.
+      ...(first.kind === 'loaded' ? { populate: (maps: MeshMaps) => applyDesired(maps, compile(this.config!, mount, settings.cgroupRoot).desired) } : {}),
       log: (msg, fields) => log.info(msg, fields),
     });
     log.info('dataplane ready', { outcome: this.dp.outcome.kind, cgroup: settings.cgroupRoot, bpffsDir: settings.bpffsDir });
@@ -121,6 +125,7 @@ export class Agent implements AgentView {
     // programs submit with BPF_RB_NO_WAKEUP, so the ring is drained every 10 ms.
     this.reader = new MappedRingReader(this.dp.maps.events, (buf, off, len) => this.onRecord(buf, off, len),
       { intervalMs: 10, onDrain: () => (this.drainNowMs = Date.now()) }, (err) => log.error('record handler failed', { err }));
+    this.readRetiredRing();
     // Open connections report every interval, idle ones included: run the
     // kernel's iterator at half the interval so no report is more than 1.5 late.
     const dp = this.dp;
@@ -133,6 +138,29 @@ export class Agent implements AgentView {
     }, Math.max(50, Math.floor(settings.reportIntervalMs / 2)));
     this.reportTimer.unref();
     if (this.opts.watch ?? true) this.watch();
+  }
+
+  /**
+   * After an upgrade that replaced the ring: what the old programs wrote
+   * before the swap is read too. A program that started before the swap may
+   * still be finishing, so the old ring is read on the timer for a moment,
+   * then once more and closed.
+   */
+  private readRetiredRing(): void {
+    const old = this.dp?.takeRetiredRing();
+    if (!old) return;
+    const reader = new MappedRingReader(old, (buf, off, len) => this.onRecord(buf, off, len),
+      { intervalMs: 10, onDrain: () => (this.drainNowMs = Date.now()) }, (err) => this.opts.log.error('record handler failed', { err }));
+    const retire = async (): Promise<void> => {
+      clearTimeout(timer);
+      const i = this.onStop.indexOf(retire);
+      if (i >= 0) this.onStop.splice(i, 1);
+      await reader.close({ drain: true });
+      old.close();
+      this.opts.log.info('replaced ring buffer read and closed', { records: reader.stats().records });
+    };
+    const timer = setTimeout(() => void retire(), 1000);
+    this.onStop.push(retire);
   }
 
   private onRecord(buf: Buffer, off: number, len: number): void {

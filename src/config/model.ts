@@ -98,6 +98,13 @@ export interface AgentSettings {
    * the socket at each report and at close only; min/max span those reads.
    */
   readonly rttSamples: RttSamples;
+  /**
+   * Bytes of the ring buffer that carries connection records to the agent (a
+   * power of two). Records that find it full are dropped and counted
+   * (sockmesh_ring_dropped_total): raise it on busy nodes. A change takes
+   * effect at the agent's next start, without a gap in traffic.
+   */
+  readonly ringBytes: number;
   readonly logLevel: LogLevel;
 }
 

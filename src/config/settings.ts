@@ -123,6 +123,26 @@ function parseRttSamples(s: string): Checked<RttSamples> {
   return v ? ok(v) : bad(`must be all (every RTT sample: exact SRTT min/max) or none (no callback per ACK), got ${JSON.stringify(s)}`);
 }
 
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, k: 1024, ki: 1024, kib: 1024, m: 1 << 20, mi: 1 << 20, mib: 1 << 20, g: 1 << 30, gi: 1 << 30, gib: 1 << 30 };
+export const RING_BYTES_MIN = 64 * 1024;
+/** The zero-copy reader maps the ring twice over; it walks at most 1 GiB (src/bpf/mapped-ring.ts). */
+export const RING_BYTES_MAX = 1 << 30;
+
+/** "4MiB", "64Ki", "1g", or a number of bytes: a power of two in 64 KiB..1 GiB. */
+function parseRingBytes(input: unknown): Checked<number> {
+  if (input === undefined) return bad('required');
+  const hint = `must be a power of two from 64KiB to 1GiB, e.g. 4MiB or 4194304, got ${describe(input)}`;
+  let n: number | undefined;
+  if (typeof input === 'number') n = input;
+  else if (typeof input === 'string') {
+    const m = /^([0-9]+)\s*([a-z]*)$/i.exec(input.trim());
+    const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+    if (m && unit !== undefined) n = Number(m[1]) * unit;
+  }
+  if (n === undefined || !Number.isSafeInteger(n) || n < RING_BYTES_MIN || n > RING_BYTES_MAX || (n & (n - 1)) !== 0) return bad(hint);
+  return ok(n);
+}
+
 function parseLogLevel(s: string): Checked<LogLevel> {
   const level = LOG_LEVELS.find((l) => l === s);
   return level ? ok(level) : bad(`must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(s)}`);
@@ -141,6 +161,7 @@ export const SETTINGS: Specs = {
   otlpEndpoint: spec('otlpEndpoint', 'OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (no export if unset)', stringParser(parseUrl)),
   reportIntervalMs: spec('reportInterval', 'how often connection telemetry is reported, e.g. 10s', parseInterval),
   rttSamples: spec('rttSamples', 'all: a callback per RTT sample (exact SRTT min/max); none: SRTT read at reports and close only', stringParser(parseRttSamples)),
+  ringBytes: spec('ringBytes', 'ring buffer for connection records, a power of two, e.g. 4MiB (a change applies at the next start)', parseRingBytes),
   logLevel: spec('logLevel', 'debug, info, warn or error', stringParser(parseLogLevel)),
 };
 
@@ -158,6 +179,7 @@ export function defaultSettings(instance: string = DEFAULT_INSTANCE): AgentSetti
     apiSocket: `/run/sockmesh/${instance}.sock`,
     reportIntervalMs: 10_000,
     rttSamples: 'all',
+    ringBytes: 4 << 20,
     logLevel: 'info',
   };
 }

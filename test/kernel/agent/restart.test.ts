@@ -127,6 +127,39 @@ test('SIGKILL and restart under load: zero failed connects, state adopted not re
   assert.deepEqual(await waitForNoLeftovers(before), []);
 });
 
+test('a restart with another ring size replaces the ring under load: no connect fails, the old ring is read', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = await setup(cleanup, 'ring');
+    const first = AgentProc.start([...env.args, '--ring-bytes', '1MiB']);
+    cleanup.defer('first agent', () => first.kill('SIGKILL'));
+    await first.waitForLog('agent running');
+    const client = spawnInCgroup(env.cg.path, 'vip-client', ['tcp-loop', '127.77.0.50', '80', '4000', '4'], env.ns.prefix());
+    const done = collect<{ errors: Record<string, number>; log: [string, number][] }>(client, 60_000);
+    await new Promise((r) => setTimeout(r, 500));
+    await first.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 700)); // records pile up in the 1 MiB ring, nobody reading
+    const second = AgentProc.start([...env.args, '--ring-bytes', '2MiB']);
+    cleanup.defer('second agent', () => second.kill('SIGKILL'));
+    assert.equal((await second.waitForLog('dataplane ready')).outcome, 'adopted');
+    const replaced = await second.waitForLog('map replaced');
+    assert.deepEqual([replaced.map, replaced.action], ['events', 'drain']);
+    const read = await second.waitForLog('replaced ring buffer read and closed');
+    assert.ok((read.records as number) > 100, `what the old programs wrote was read (${String(read.records)} records)`);
+    const out = (await done).messages[0]!;
+    assert.deepEqual(out.errors, {}, 'no connect failed');
+    const events = BpfMap.fromPin(path.join(env.bpffsDir, 'maps', 'events'));
+    assert.equal(events.info.maxEntries, 2 << 20, 'the pin names the new ring');
+    events.close();
+    await second.kill('SIGTERM');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
 test('an invalid mesh file on reload is rejected with its paths; the kernel state is unchanged', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();

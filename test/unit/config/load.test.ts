@@ -93,7 +93,7 @@ test('the example mesh loads: frontend → reviews v1/v2 → ratings', () => {
   assert.equal(ratings.backends[0]?.weight, 1);
   assert.equal(config.workloads[1]?.namespace, 'default');
 
-  assert.deepEqual(config.agent, { cgroupRoot: 'sockmesh-demo', metricsAddress: { host: '127.0.0.1', port: 9464 }, reportIntervalMs: 10_000, rttSamples: 'all', logLevel: 'info' });
+  assert.deepEqual(config.agent, { cgroupRoot: 'sockmesh-demo', metricsAddress: { host: '127.0.0.1', port: 9464 }, reportIntervalMs: 10_000, rttSamples: 'all', ringBytes: 4 << 20, logLevel: 'info' });
 });
 
 test('the example file layer merges into agent settings', () => {

@@ -31,6 +31,7 @@ test('with nothing set, the defaults', () => {
     apiSocket: '/run/sockmesh/default.sock',
     reportIntervalMs: 10_000,
     rttSamples: 'all',
+    ringBytes: 4 * 1024 * 1024,
     logLevel: 'info',
   });
   assert.deepEqual(settings({ flags: {}, env: {} }), defaultSettings());
@@ -101,7 +102,7 @@ test('a bad file value is reported at its position in the file', () => {
   const issues = refused({ flags: {}, env: {}, file: fileLayer({ reportInterval: '2h', colour: 'blue' }) });
   assert.deepEqual(issues.map(formatSettingsIssue), [
     'mesh.yaml:42:3 agent.reportInterval: must be a duration in 100ms..1h, e.g. 10s or 10000 (milliseconds), got "2h"',
-    'mesh.yaml:42:3 agent.colour: unknown setting (known: instance, bpffsDir, cgroupRoot, metricsAddress, apiSocket, otlpEndpoint, reportInterval, rttSamples, logLevel)',
+    'mesh.yaml:42:3 agent.colour: unknown setting (known: instance, bpffsDir, cgroupRoot, metricsAddress, apiSocket, otlpEndpoint, reportInterval, rttSamples, ringBytes, logLevel)',
   ]);
 });
 
@@ -184,5 +185,19 @@ test('rttSamples: all or none, from any layer; anything else is refused with bot
   assert.equal(settings({ flags: {}, env: {}, file: fileLayer({ rttSamples: 'none' }) }).rttSamples, 'none');
   assert.deepEqual(refused({ flags: { rttSamples: 'some' }, env: {} }).map(formatSettingsIssue), [
     'flag --rtt-samples: must be all (every RTT sample: exact SRTT min/max) or none (no callback per ACK), got "some"',
+  ]);
+});
+
+test('ringBytes: a power of two from 64KiB to 1GiB, in bytes or with a binary unit, from any layer', () => {
+  assert.equal(settings({ flags: { ringBytes: '8MiB' }, env: { SOCKMESH_RING_BYTES: '1Mi' } }).ringBytes, 8 << 20);
+  assert.equal(settings({ flags: {}, env: { SOCKMESH_RING_BYTES: '1Mi' } }).ringBytes, 1 << 20);
+  assert.equal(settings({ flags: {}, env: {}, file: fileLayer({ ringBytes: 65536 }) }).ringBytes, 65536);
+  assert.equal(settings({ flags: {}, env: {}, file: fileLayer({ ringBytes: '1 GiB' }) }).ringBytes, 1 << 30);
+  assert.equal(settings({ flags: { ringBytes: '256k' }, env: {} }).ringBytes, 256 * 1024);
+  assert.deepEqual(refused({ flags: { ringBytes: '3MiB' }, env: { SOCKMESH_RING_BYTES: '2TiB' }, file: fileLayer({ ringBytes: 4096 }) })
+    .map(formatSettingsIssue), [
+    'mesh.yaml:42:3 agent.ringBytes: must be a power of two from 64KiB to 1GiB, e.g. 4MiB or 4194304, got 4096',
+    'env SOCKMESH_RING_BYTES: must be a power of two from 64KiB to 1GiB, e.g. 4MiB or 4194304, got "2TiB"',
+    'flag --ring-bytes: must be a power of two from 64KiB to 1GiB, e.g. 4MiB or 4194304, got "3MiB"',
   ]);
 });
