@@ -46,6 +46,17 @@ export class Link {
     this.pins.pin(this.live('pin'), pinPath);
   }
 
+  /**
+   * Pins in place of `previous` at its pin path, atomically: the hook's pin
+   * never goes missing. previous keeps running until detached or closed.
+   */
+  pinReplacing(previous: Link): void {
+    const at = previous.pins.path;
+    if (at === undefined) throw new BpfArgumentError(`pin replacing ${previous.target}: it is not pinned`);
+    this.pins.replace(this.live('pin'), at);
+    previous.pins.path = undefined;
+  }
+
   /** Removes the pin; the attachment ends when the last fd closes. Idempotent. */
   unpin(): void {
     this.pins.unpin();

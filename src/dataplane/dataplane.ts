@@ -75,6 +75,8 @@ export type OpenOutcome =
       removed: string[];
       /** Hooks that had no pinned link (a new hook, or an install cut short), attached now. */
       attached: string[];
+      /** Hooks moved from another cgroup (cgroupRoot changed): attached here first, then detached there. */
+      moved: string[];
     };
 
 export class Dataplane {
@@ -174,6 +176,7 @@ export class Dataplane {
     let coll: Collection | undefined;
     const maps = {} as Record<MeshMapName, BpfMap>;
     const links = new Map<string, Link>();
+    const leaving: Link[] = [];
     try {
       coll = spec.load();
       for (const name of MESH_MAPS) maps[name] = step.get(name)!.action === 'adopt' ? old.get(name)! : coll.map(name);
@@ -188,12 +191,25 @@ export class Dataplane {
       // The swap: each hook moves to the new programs in one step.
       const A = native().constants.attachType;
       const attached: string[] = [];
+      const moved: string[] = [];
+      const cgroupId = BigInt(fs.statSync(opts.cgroupPath).ino); // a cgroup v2 id is its directory's inode
       for (const [prog, pin, type] of MESH_HOOKS) {
         const at = path.join(dir, 'links', pin);
         if (fs.existsSync(at)) {
           const link = Link.fromPin(at);
           links.set(pin, link);
-          link.update(coll.program(prog));
+          const on = link.info().cgroupId;
+          if (on === undefined || on === cgroupId) {
+            link.update(coll.program(prog));
+            continue;
+          }
+          // cgroupRoot changed: both attached for a moment (a socket below
+          // both runs both; the second sees no VIP left to rewrite), never none.
+          const fresh = coll.program(prog).attachCgroup(opts.cgroupPath, A[type]);
+          links.set(pin, fresh);
+          leaving.push(link);
+          fresh.pinReplacing(link);
+          moved.push(pin);
         } else {
           fs.mkdirSync(path.dirname(at), { recursive: true });
           const link = coll.program(prog).attachCgroup(opts.cgroupPath, A[type]);
@@ -202,6 +218,7 @@ export class Dataplane {
           attached.push(pin);
         }
       }
+      for (const l of leaving) l.detach();
       // Now no program uses a replaced map: re-point the pins, drop the stale ones.
       for (const s of replaced) maps[s.name as MeshMapName].pinReplacing(path.join(dir, 'maps', s.name));
       const removed: string[] = [];
@@ -220,14 +237,14 @@ export class Dataplane {
       const retired = step.get('events')!.action === 'drain' ? old.get('events') : undefined;
       closeOld((name) => step.get(name)?.action === 'adopt' || (name === 'events' && retired !== undefined));
       for (const s of replaced) opts.log?.('map replaced', { map: s.name, action: s.action, reason: s.reason, ...s.copy });
-      opts.log?.('dataplane adopted', { bpffsDir: dir, programs: MESH_HOOKS.length, replacedMaps: replaced.length, removed, attached });
-      return new Dataplane(opts, maps, links, { kind: 'adopted', upgradedPrograms: MESH_HOOKS.length, replacedMaps: replaced, removed, attached },
+      opts.log?.('dataplane adopted', { bpffsDir: dir, programs: MESH_HOOKS.length, replacedMaps: replaced.length, removed, attached, moved });
+      return new Dataplane(opts, maps, links, { kind: 'adopted', upgradedPrograms: MESH_HOOKS.length, replacedMaps: replaced, removed, attached, moved },
         reporter, retired);
     } catch (err) {
       // Pins still name the old maps: the next start plans the same upgrade again.
       coll?.close();
       closeOld();
-      for (const l of links.values()) l.close();
+      for (const l of [...links.values(), ...leaving]) l.close();
       throw err;
     }
   }

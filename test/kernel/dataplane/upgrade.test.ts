@@ -4,8 +4,8 @@
  * (and what the old programs wrote there is still read), a map or hook new in
  * this version is created or attached, a pin this version no longer has is
  * removed, and services/slots that cannot be copied are rebuilt from the mesh
- * file - or, with no mesh file, the upgrade is refused and nothing changes.
- * Clients loop through the VIP the whole time: no connect may fail.
+ * file - or, with no mesh file, the upgrade is refused and nothing changes;
+ * a changed cgroupRoot moves every hook. Clients loop through the VIP the whole time: no connect may fail.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -67,11 +67,13 @@ test('upgrades that redefine pinned maps keep every connect working and carry th
   try {
     const ns = cleanup.add('netns', TestNetns.create('upg'), (n) => n.remove());
     const cg = cleanup.add('cgroup', ScratchCgroup.create(`sockmesh-test-${process.pid}-upg`), (c) => c.remove());
+    // The workloads' cgroup, below the one a later step moves the mesh to.
+    const sub = cleanup.add('cgroup', ScratchCgroup.create('pods', cg.path), (c) => c.remove());
     const dir = `/sys/fs/bpf/sockmesh-test-${process.pid}-upg`;
     cleanup.defer('pins', () => {
       if (fs.existsSync(dir)) Dataplane.uninstallPinned(dir);
     });
-    const base: DataplaneOptions = { bpffsDir: dir, cgroupPath: cg.path, reportIntervalMs: 60_000 };
+    const base: DataplaneOptions = { bpffsDir: dir, cgroupPath: sub.path, reportIntervalMs: 60_000 };
     const ports = await startBackends(cleanup, { ns }, '127.0.0.1', 2);
     const desired = desiredState([servicePort('upg', ['127.77.0.60'], 80, 'TCP', ports.map((p) => ({ host: '127.0.0.1', port: p })))]);
     let populated = 0;
@@ -87,7 +89,7 @@ test('upgrades that redefine pinned maps keep every connect working and carry th
     assert.equal(v0.maps.slots.info.maxEntries, 4096);
     v0.close();
 
-    const client = spawnInCgroup(cg.path, 'vip-client', ['tcp-loop', '127.77.0.60', '80', '5000', '4'], ns.prefix());
+    const client = spawnInCgroup(sub.path, 'vip-client', ['tcp-loop', '127.77.0.60', '80', '5000', '4'], ns.prefix());
     const done = collect<LoopOut>(client, 60_000);
     await new Promise((r) => setTimeout(r, 500)); // records pile up in the old ring
 
@@ -157,7 +159,26 @@ test('upgrades that redefine pinned maps keep every connect working and carry th
     if (v3.outcome.kind !== 'adopted') assert.fail('adopted');
     assert.deepEqual(v3.outcome.replacedMaps, []);
     assert.deepEqual(v3.outcome.removed, []);
+    assert.deepEqual(v3.outcome.moved, []);
     v3.close();
+
+    // 5. cgroupRoot changed to the parent: every hook attached there, then detached here.
+    const beforeMove = linkIds(dir);
+    const v4 = Dataplane.open({ ...base, cgroupPath: cg.path, ringBytes: 2 << 20, populate });
+    if (v4.outcome.kind !== 'adopted') assert.fail('adopted');
+    assert.deepEqual(v4.outcome.moved, MESH_HOOKS.map(([, pin]) => pin));
+    const parentId = BigInt(fs.statSync(cg.path).ino);
+    for (const [pin, link] of v4.links) {
+      const info = link.info();
+      assert.equal(info.cgroupId, parentId, `${pin} attached to the new root`);
+      assert.notEqual(info.id, beforeMove[pin]![0], `${pin}: a new link`);
+    }
+    assert.deepEqual(Object.keys(linkIds(dir)).sort(), Object.keys(beforeMove).sort(), 'one pin per hook');
+    const left = spawnSync('bpftool', ['cgroup', 'show', sub.path, '-j'], { encoding: 'utf8' });
+    assert.equal(left.status, 0, left.stderr);
+    assert.deepEqual(JSON.parse(left.stdout.trim() || '[]'), [], 'nothing left attached to the old root');
+    await new Promise((r) => setTimeout(r, 300));
+    v4.close();
 
     const out = (await done).messages[0]!;
     assert.deepEqual(out.errors, {}, 'no connect failed across three upgrades');
