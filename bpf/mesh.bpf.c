@@ -95,6 +95,7 @@ struct {
 #define SOCK_TRACKED   (1u << 2) /* sockops callbacks enabled */
 #define SOCK_CLOSED    (1u << 3) /* close record sent: report once */
 #define SOCK_RTT_SEEN  (1u << 4)
+#define SOCK_REPORTED  (1u << 5) /* a record was written: reported_* hold its totals */
 
 struct mesh_sock {
 	__u32 vip[4];
@@ -109,6 +110,10 @@ struct mesh_sock {
 	__u32 _pad1;
 	__u64 start_ns;
 	__u64 last_report_ns;
+	__u64 reported_sent;
+	__u64 reported_received;
+	__u32 reported_retrans;
+	__u32 _pad2;
 };
 
 struct {
@@ -427,6 +432,22 @@ static __always_inline void fill_endpoints_sk(struct mesh_conn_event *e, struct 
 	e->dport = bpf_ntohs(sk->__sk_common.skc_dport);
 }
 
+/* Called once a record is reserved, so it is written: the next one counts from here. */
+static __always_inline void fill_prior(struct mesh_conn_event *e, struct mesh_sock *st)
+{
+	if (st->flags & SOCK_REPORTED) {
+		e->prior_bytes_sent = st->reported_sent;
+		e->prior_bytes_received = st->reported_received;
+		e->prior_retransmits = st->reported_retrans;
+	} else {
+		e->flags = MESH_REC_FIRST;
+	}
+	st->reported_sent = e->bytes_sent;
+	st->reported_received = e->bytes_received;
+	st->reported_retrans = e->retransmits;
+	st->flags |= SOCK_REPORTED;
+}
+
 /* What every record says about the connection beyond its endpoints and counters. */
 static __always_inline void fill_state(struct mesh_conn_event *e, struct mesh_sock *st, __u32 srtt, __u64 now,
 				       __u8 kind)
@@ -462,6 +483,7 @@ static __always_inline void fill_record(struct mesh_conn_event *e, struct tcp_so
 	fill_endpoints_sk(e, &tp->inet_conn.icsk_inet.sk);
 	fill_state(e, st, tp->srtt_us >> 3, now, kind);
 	e->retransmits = tp->total_retrans;
+	fill_prior(e, st);
 }
 
 static __always_inline struct mesh_conn_event *reserve_event(void)
@@ -589,7 +611,8 @@ int mesh_sockops(struct bpf_sock_ops *skops)
  * Run by the agent (a read of the iterator) every half report interval: one
  * interim record for each tracked connection still open whose last report is
  * older than the interval. Idle connections report too, so no metric waits
- * for a close; connections that send nothing cost nothing between runs.
+ * for a close; connections that send nothing cost nothing between runs. Each
+ * run also counts the open connections it walks (MESH_C_OPEN).
  */
 SEC("iter/bpf_sk_storage_map")
 int mesh_report_open(struct bpf_iter__bpf_sk_storage_map *ctx)
@@ -607,6 +630,7 @@ int mesh_report_open(struct bpf_iter__bpf_sk_storage_map *ctx)
 	if (state == BPF_TCP_SYN_SENT || state == BPF_TCP_SYN_RECV || state == BPF_TCP_CLOSE ||
 	    state == BPF_TCP_LISTEN || state == BPF_TCP_NEW_SYN_RECV)
 		return 0;
+	count(MESH_C_OPEN);
 	now = bpf_ktime_get_ns();
 	if (now - st->last_report_ns < report_interval_ns)
 		return 0;

@@ -96,7 +96,16 @@ enum mesh_close_cause {
 	MESH_CLOSE_ERROR = 5,      /* other socket error, see `error` */
 };
 
-/* One telemetry record. */
+/* mesh_conn_event.flags */
+#define MESH_REC_FIRST (1u << 0) /* no earlier record of this connection was written */
+
+/*
+ * One telemetry record. Counters are totals since the connection began; the
+ * prior_* fields are the totals of this connection's previous record (0 for
+ * the first), so the agent counts each byte once from the record alone, even
+ * across its own restarts. A record lost to a full ring loses nothing but
+ * itself: the next one's prior_* still name the last record written.
+ */
 struct mesh_conn_event {
 	__u64 cookie;
 	__u64 cgroup_id;      /* workload: the socket's cgroup v2 id */
@@ -104,6 +113,8 @@ struct mesh_conn_event {
 	__u64 duration_ns;    /* start -> close, or -> now for interim records */
 	__u64 bytes_sent;     /* payload bytes acknowledged by the peer */
 	__u64 bytes_received; /* payload bytes received */
+	__u64 prior_bytes_sent;
+	__u64 prior_bytes_received;
 	__u32 saddr[4];       /* local endpoint (after any rewrite) */
 	__u32 daddr[4];       /* remote endpoint (the backend, for service traffic) */
 	__u32 vip[4];         /* original destination, for service traffic; else zero */
@@ -122,8 +133,8 @@ struct mesh_conn_event {
 	__u8  kind;           /* enum mesh_event_kind */
 	__u8  client;         /* 1: this side called connect() */
 	__u8  close_cause;    /* enum mesh_close_cause */
-	__u8  _pad0;
-	__u32 _pad1;
+	__u8  flags;          /* MESH_REC_* */
+	__u32 prior_retransmits;
 };
 
 /* Indices of the per-CPU `counters` array. */
@@ -132,6 +143,7 @@ enum mesh_counter {
 	MESH_C_EVENTS_DROPPED = 1,  /* ring buffer full */
 	MESH_C_STORAGE_FAILED = 2,  /* socket storage could not be allocated */
 	MESH_C_UDP_REV_FAILED = 3,  /* UDP reverse entry could not be stored */
+	MESH_C_OPEN = 4,            /* tracked connections open, counted by the last report run (the agent zeroes it before) */
 	MESH_C_NR = 8,
 };
 

@@ -58,6 +58,8 @@ export class Agent implements AgentView {
   readonly aggregator = new Aggregator(this.directory);
   private readonly followers = new Set<Follower>();
   private decodeErrors = 0;
+  /** Tracked connections open at the kernel's last report run. */
+  private openConnections = 0;
   private appliedAt: string | undefined;
   private rejected: { at: string; errors: string[] } | undefined;
   private configWarnings: string[] = [];
@@ -131,7 +133,7 @@ export class Agent implements AgentView {
     const dp = this.dp;
     this.reportTimer = setInterval(() => {
       try {
-        dp.reportOpenConnections();
+        this.openConnections = dp.reportOpenConnections();
       } catch (err) {
         log.warn('reporting open connections failed', { err });
       }
@@ -287,7 +289,7 @@ export class Agent implements AgentView {
       services: this.config?.services.length ?? 0,
       frontends: this.desired.reduce((a, s) => a + s.frontends.length, 0),
       records: this.aggregator.records,
-      openConnections: this.aggregator.openCount,
+      openConnections: this.openConnections,
       ringbuf: { records: st?.records ?? 0, dropped: this.dp?.counter(MeshCounter.EVENTS_DROPPED) ?? 0, decodeErrors: this.decodeErrors },
       ...(this.otlpStats ? { otlp: this.otlpStats() } : {}),
     };

@@ -3,7 +3,7 @@
  * over its state. The API server depends on this interface, not on the Agent.
  */
 import type { Edge, EdgeLabels } from '../telemetry/aggregator';
-import type { ConnectionRecord } from '../telemetry/record';
+import type { Connection } from '../telemetry/record';
 
 export interface ConfigStatus {
   file: string;
@@ -63,7 +63,7 @@ export interface BackendView {
  * "namespace/name:port", backend "address:port"; '' for non-service traffic,
  * 'unknown' for an id the config does not name. `labels.side` is the record's side.
  */
-export type NamedRecord = ConnectionRecord & { labels: EdgeLabels };
+export type NamedRecord = Connection & { labels: EdgeLabels };
 
 /**
  * Matched against the record's labels. workload: "namespace/name", or a bare

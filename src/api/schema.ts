@@ -14,7 +14,7 @@ import { repoRoot } from '../bpf/native';
 import type { AgentStatus, BackendView, ConnectionFilter, NamedRecord, ServiceView } from '../agent/view';
 import type { Edge, EdgeLabels } from '../telemetry/aggregator';
 import { Directory } from '../telemetry/directory';
-import type { ConnectionRecord } from '../telemetry/record';
+import type { Connection } from '../telemetry/record';
 import { Fields, SchemaError, strValue, u64Value } from './fields';
 
 export const PROTO_FILE = path.join(repoRoot, 'src', 'api', 'sockmesh.proto');
@@ -125,7 +125,7 @@ const DATAPLANE_TO_WIRE = { installed: 'DATAPLANE_INSTALLED', adopted: 'DATAPLAN
 const DATAPLANE_FROM_WIRE = invert(DATAPLANE_TO_WIRE);
 const PROTOCOL_TO_WIRE = { TCP: 'PROTOCOL_TCP', UDP: 'PROTOCOL_UDP' } as const;
 const PROTOCOL_FROM_WIRE = invert(PROTOCOL_TO_WIRE);
-type CloseRecord = Extract<ConnectionRecord, { kind: 'close' }>;
+type CloseRecord = Extract<Connection, { kind: 'close' }>;
 const CAUSE_TO_WIRE: Record<CloseRecord['closeCause'], string> = {
   fin: 'CLOSE_CAUSE_FIN',
   rst_sent: 'CLOSE_CAUSE_RST_SENT',

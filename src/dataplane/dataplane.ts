@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BpfMap, BpfObjectSpec, Collection, Link, mapTypeName, objectPath, native } from '../bpf';
-import { MeshVerdictKey } from '../bpf/layouts/mesh';
+import { MeshCounter, MeshVerdictKey } from '../bpf/layouts/mesh';
 import { REPLACING_SUFFIX } from '../bpf/pins';
 import { cgroup2Root } from '../platform/cgroup';
 import { copyEntries, CopyResult, definitionOf, MapDefinition, MapStep, planMaps } from './upgrade';
@@ -261,10 +261,15 @@ export class Dataplane {
 
   /**
    * Has the kernel report every open connection whose last report is older
-   * than the report interval (interim records on the ring buffer).
+   * than the report interval (interim records on the ring buffer). Returns
+   * how many tracked connections are open: the run counts them.
    */
-  reportOpenConnections(): void {
+  reportOpenConnections(): number {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(MeshCounter.OPEN);
+    this.maps.counters.update(key, Buffer.alloc(this.maps.counters.valueBytes));
     this.reporter.runIterator();
+    return this.counter(MeshCounter.OPEN);
   }
 
   /** One of the kernel's per-CPU `counters` (MeshCounter), summed over CPUs. */

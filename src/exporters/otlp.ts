@@ -24,7 +24,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Attributes, type HrTime, t
 import { BatchSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import type { ConnectionRecord } from '../telemetry/record';
+import type { Connection } from '../telemetry/record';
 import type { EdgeLabels } from '../telemetry/aggregator';
 
 export interface OtlpExporterOptions {
@@ -315,7 +315,7 @@ export class OtlpConnectionExporter {
   }
 
   /** Hot path: builds and queues one span; never throws, never waits. Interim records make no span. */
-  record(rec: ConnectionRecord, labels: EdgeLabels): void {
+  record(rec: Connection, labels: EdgeLabels): void {
     if (rec.kind === 'interim') return;
     if (this.gate.full()) {
       this.gate.dropped++;
@@ -337,7 +337,7 @@ export class OtlpConnectionExporter {
     }
   }
 
-  private build(rec: Exclude<ConnectionRecord, { kind: 'interim' }>, labels: EdgeLabels): Span {
+  private build(rec: Exclude<Connection, { kind: 'interim' }>, labels: EdgeLabels): Span {
     const client = rec.side === 'client';
     const server = client ? rec.vip ?? rec.remote : rec.local;
     const attributes: Attributes = {

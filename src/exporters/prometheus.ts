@@ -281,7 +281,7 @@ export class PrometheusExporter {
     absolute('sockmesh_ring_records_total', 'Connection records read from the kernel ring buffer.', (a) => a.records);
     absolute('sockmesh_ring_dropped_total', 'Connection records lost in the kernel because the ring buffer was full.', (a) => a.ringDropped);
     absolute('sockmesh_record_decode_errors_total', 'Connection records read from the ring buffer that could not be decoded.', (a) => a.decodeErrors);
-    gauge('sockmesh_open_connections', 'Open connections the agent tracks.', (a) => a.openConnections);
+    gauge('sockmesh_open_connections', 'TCP connections of enrolled workloads open now (client and server sides), counted by the kernel at the last report run.', (a) => a.openConnections);
     gauge('sockmesh_services', 'Services in the applied config.', (a) => a.services);
     gauge('sockmesh_config_rejected', '1 while the latest config file is rejected and the previous config keeps running, else 0.', (a) => (a.configRejected ? 1 : 0));
 

@@ -49,17 +49,10 @@ export interface RecordDelta {
 
 export type RecordListener = (rec: ConnectionRecord, edge: Edge, delta: RecordDelta) => void;
 
-interface OpenConn {
-  bytesSent: number;
-  bytesReceived: number;
-  retransmits: number;
-}
 
 export interface AggregatorOptions {
   /** Closed connections kept for `sockmesh connections`. */
   recentLimit?: number;
-  /** Open connections tracked at most (interim state); the oldest are forgotten past this. */
-  openLimit?: number;
 }
 
 export class Aggregator {
@@ -70,18 +63,15 @@ export class Aggregator {
    */
   private readonly byIds = new Map<number, Map<number, Map<number | string, Edge>>>();
   private byIdsSize = 0;
-  private readonly open = new Map<bigint, OpenConn>();
   private readonly listeners: RecordListener[] = [];
   private readonly delta: RecordDelta = { opened: false, bytesSent: 0, bytesReceived: 0, retransmits: 0 };
   private readonly recentRing: ConnectionRecord[] = [];
   private recentNext = 0;
   private readonly recentLimit: number;
-  private readonly openLimit: number;
   records = 0;
 
   constructor(private directory: Directory, opts: AggregatorOptions = {}) {
     this.recentLimit = opts.recentLimit ?? 1000;
-    this.openLimit = opts.openLimit ?? 100_000;
   }
 
   setDirectory(d: Directory): void {
@@ -148,14 +138,13 @@ export class Aggregator {
   ingest(rec: ConnectionRecord, nowMs: number = Date.now()): void {
     this.records++;
     const edge = this.edgeOf(rec);
-    // Only connections that sent an interim record are remembered; short
-    // ones never are, and a lookup by bigint cookie is not free.
-    const prev = this.open.size === 0 ? undefined : this.open.get(rec.cookie);
+    // What to add comes with the record (the kernel remembers what each
+    // connection reported last): exact across restarts of this process.
     const delta = this.delta;
-    delta.opened = !prev && rec.kind !== 'connect_failed';
-    delta.bytesSent = rec.bytesSent - (prev?.bytesSent ?? 0);
-    delta.bytesReceived = rec.bytesReceived - (prev?.bytesReceived ?? 0);
-    delta.retransmits = rec.retransmits - (prev?.retransmits ?? 0);
+    delta.opened = rec.first && rec.kind !== 'connect_failed';
+    delta.bytesSent = rec.newBytesSent;
+    delta.bytesReceived = rec.newBytesReceived;
+    delta.retransmits = rec.newRetransmits;
     if (delta.opened) {
       edge.opened++;
       if (rec.connectUs > 0) {
@@ -169,11 +158,8 @@ export class Aggregator {
     edge.lastSeenMs = nowMs;
     switch (rec.kind) {
       case 'interim':
-        if (!prev && this.open.size >= this.openLimit) this.open.delete(this.open.keys().next().value!);
-        this.open.set(rec.cookie, { bytesSent: rec.bytesSent, bytesReceived: rec.bytesReceived, retransmits: rec.retransmits });
         break;
       case 'close':
-        if (prev) this.open.delete(rec.cookie);
         edge.closed++;
         edge.srttUsSum += rec.srttUs.last;
         edge.srttUsCount++;
@@ -183,7 +169,6 @@ export class Aggregator {
         this.remember(rec);
         break;
       case 'connect_failed':
-        if (prev) this.open.delete(rec.cookie);
         edge.failed++;
         this.remember(rec);
         break;
@@ -193,11 +178,6 @@ export class Aggregator {
 
   edges(): Edge[] {
     return [...this.edgeMap.values()];
-  }
-
-  /** Open connections known from interim records. */
-  get openCount(): number {
-    return this.open.size;
   }
 
   /** Most recent closed or failed connections, oldest first. */

@@ -2,7 +2,7 @@
  * A connection record as the agent uses it, decoded once from the kernel's
  * mesh_conn_event (src/bpf/layouts/mesh.ts). Kinds are a discriminated union.
  */
-import { MeshConnEvent, MESH_CLOSE_CAUSES, CloseCause, MeshEventKind } from '../bpf/layouts/mesh';
+import { MeshConnEvent, MESH_CLOSE_CAUSES, CloseCause, MeshEventKind, MESH_REC_FIRST } from '../bpf/layouts/mesh';
 import { formatAddr } from '../dataplane/addr';
 
 interface RecordBase {
@@ -28,10 +28,23 @@ interface RecordBase {
   retransmits: number;
 }
 
-export type ConnectionRecord =
+/** A connection as views, spans and the API show it (totals so far). */
+export type Connection =
   | (RecordBase & { kind: 'close'; closeCause: Exclude<CloseCause, 'none'>; error: number })
   | (RecordBase & { kind: 'interim' })
   | (RecordBase & { kind: 'connect_failed'; error: number });
+
+/** What a record adds to counters: the kernel keeps each connection's last reported totals. */
+export interface RecordCounts {
+  /** The connection's first record: no earlier one was written. */
+  first: boolean;
+  /** Since the connection's previous record (all of it, for the first). */
+  newBytesSent: number;
+  newBytesReceived: number;
+  newRetransmits: number;
+}
+
+export type ConnectionRecord = Connection & RecordCounts;
 
 export class RecordDecodeError extends Error {
   override readonly name = 'RecordDecodeError';
@@ -91,7 +104,10 @@ export function decodeRecord(buf: Buffer, off: number, len: number): ConnectionR
   const e = view.at(buf, off);
   const kind = e.kind;
   const svc = e.svc_id;
-  const base: RecordBase = {
+  const sent = e.bytes_sent;
+  const received = e.bytes_received;
+  const retrans = e.retransmits;
+  const base: RecordBase & RecordCounts = {
     cookie: e.cookie,
     cgroupId: e.cgroup_id,
     side: e.client ? 'client' : 'server',
@@ -102,30 +118,34 @@ export function decodeRecord(buf: Buffer, off: number, len: number): ConnectionR
     backendId: e.backend_id,
     startNs: e.start_ns,
     durationNs: e.duration_ns,
-    bytesSent: e.bytes_sent,
-    bytesReceived: e.bytes_received,
+    bytesSent: sent,
+    bytesReceived: received,
     connectUs: e.connect_us,
     srttUs: { last: e.srtt_last_us, min: e.srtt_min_us, max: e.srtt_max_us },
-    retransmits: e.retransmits,
+    retransmits: retrans,
+    first: (e.flags & MESH_REC_FIRST) !== 0,
+    newBytesSent: sent - e.prior_bytes_sent,
+    newBytesReceived: received - e.prior_bytes_received,
+    newRetransmits: retrans - e.prior_retransmits,
   };
   if (svc) base.vip = { address: addrAt(buf, off + O.vip), port: e.vport };
   switch (kind) {
     case MeshEventKind.CLOSE: {
       const cause = MESH_CLOSE_CAUSES[e.close_cause];
       if (!cause || cause === 'none') throw new RecordDecodeError(`close record with cause ${e.close_cause}`);
-      const r = base as RecordBase & { kind: 'close'; closeCause: typeof cause; error: number };
+      const r = base as RecordBase & RecordCounts & { kind: 'close'; closeCause: typeof cause; error: number };
       r.kind = 'close';
       r.closeCause = cause;
       r.error = e.error;
       return r;
     }
     case MeshEventKind.INTERIM: {
-      const r = base as RecordBase & { kind: 'interim' };
+      const r = base as RecordBase & RecordCounts & { kind: 'interim' };
       r.kind = 'interim';
       return r;
     }
     case MeshEventKind.CONNECT_FAILED: {
-      const r = base as RecordBase & { kind: 'connect_failed'; error: number };
+      const r = base as RecordBase & RecordCounts & { kind: 'connect_failed'; error: number };
       r.kind = 'connect_failed';
       r.error = e.error;
       return r;

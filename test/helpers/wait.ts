@@ -1,9 +1,9 @@
 import net from 'node:net';
 
 /** Polls `pred` until true; throws naming `what` on timeout. */
-export async function waitFor(pred: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+export async function waitFor(pred: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
+  while (!(await pred())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }

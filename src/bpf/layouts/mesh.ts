@@ -40,6 +40,8 @@ export const MeshConnEvent = struct('mesh_conn_event', {
   duration_ns: 'u64n',
   bytes_sent: 'u64n',
   bytes_received: 'u64n',
+  prior_bytes_sent: 'u64n',
+  prior_bytes_received: 'u64n',
   saddr: ['u32', 4],
   daddr: ['u32', 4],
   vip: ['u32', 4],
@@ -58,9 +60,12 @@ export const MeshConnEvent = struct('mesh_conn_event', {
   kind: 'u8',
   client: 'u8',
   close_cause: 'u8',
-  _pad0: 'u8',
-  _pad1: 'u32',
+  flags: 'u8',
+  prior_retransmits: 'u32',
 });
+
+/** mesh_conn_event.flags */
+export const MESH_REC_FIRST = 1;
 
 export const MESH_MAX_SLOTS = 4096;
 
@@ -72,4 +77,4 @@ export const MeshEventKind = { CLOSE: 0, INTERIM: 1, CONNECT_FAILED: 2 } as cons
 export const MESH_CLOSE_CAUSES = ['none', 'fin', 'rst_sent', 'rst_received', 'timeout', 'error'] as const;
 export type CloseCause = (typeof MESH_CLOSE_CAUSES)[number];
 
-export const MeshCounter = { EVENTS: 0, EVENTS_DROPPED: 1, STORAGE_FAILED: 2, UDP_REV_FAILED: 3 } as const;
+export const MeshCounter = { EVENTS: 0, EVENTS_DROPPED: 1, STORAGE_FAILED: 2, UDP_REV_FAILED: 3, OPEN: 4 } as const;

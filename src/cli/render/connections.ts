@@ -6,14 +6,14 @@
  * labels with the rest of the record.
  */
 import type { NamedRecord } from '../../agent/view';
-import type { ConnectionRecord } from '../../telemetry/record';
+import type { Connection } from '../../telemetry/record';
 import { errnoName, hostPort, humanBytes, humanDuration, humanMicros } from './format';
 import { OutputFormat, listObject, toJson, toJsonLine, toYaml, toYamlDoc } from './output';
 import { StreamTable, renderTable } from './table';
 
-const KIND_LABEL: Record<ConnectionRecord['kind'], string> = { close: 'closed', interim: 'open', connect_failed: 'failed' };
+const KIND_LABEL: Record<Connection['kind'], string> = { close: 'closed', interim: 'open', connect_failed: 'failed' };
 
-function result(r: ConnectionRecord): string {
+function result(r: Connection): string {
   switch (r.kind) {
     case 'close': return r.error !== 0 ? `${r.closeCause} ${errnoName(r.error)}` : r.closeCause;
     case 'connect_failed': return errnoName(r.error);

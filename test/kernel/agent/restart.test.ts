@@ -29,14 +29,15 @@ interface Env {
   args: string[];
 }
 
-async function setup(cleanup: Cleanup, tag: string): Promise<Env & { ports: number[] }> {
+/** webPort: where the web VIP leads instead of the first backend (a test's own server). */
+async function setup(cleanup: Cleanup, tag: string, webPort?: number): Promise<Env & { ports: number[] }> {
   const instance = `t${process.pid}${tag}`;
   const ns = cleanup.add('netns', TestNetns.create(tag), (n) => n.remove());
   const cg = cleanup.add('cgroup', ScratchCgroup.create(`sockmesh-test-${process.pid}-${tag}`), (c) => c.remove());
   const backends = await startFixture<{ ports: number[] }>(undefined, 'backend', ['127.0.0.1', '0,0'], ns.prefix());
   cleanup.defer('backends', backends.stop);
   const ports = backends.ready.ports;
-  const meshFile = writeMesh(meshYaml(ports));
+  const meshFile = writeMesh(meshYaml(webPort ? [webPort, ports[1]!] : ports));
   cleanup.defer('mesh file', () => fs.rmSync(path.dirname(meshFile), { recursive: true, force: true }));
   const bpffsDir = `/sys/fs/bpf/sockmesh/${instance}`;
   const args = ['-c', meshFile, '--instance', instance, '--cgroup-root', path.relative(cgroup2Root()!, cg.path),
@@ -153,6 +154,69 @@ test('a restart with another ring size replaces the ring under load: no connect 
     const events = BpfMap.fromPin(path.join(env.bpffsDir, 'maps', 'events'));
     assert.equal(events.info.maxEntries, 2 << 20, 'the pin names the new ring');
     events.close();
+    await second.kill('SIGTERM');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+/** Sum of a metric's samples whose labels contain every `match`. */
+function metricSum(text: string, name: string, ...match: string[]): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) || !match.every((m) => line.includes(m))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+async function metricsOf(agent: AgentProc): Promise<string> {
+  const address = (await agent.waitForLog('metrics listening')).address as string;
+  const res = await fetch(`http://${address}/metrics`);
+  return res.text();
+}
+
+test('counters stay exact across a SIGKILL and restart: a connection\'s bytes are counted once', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = await setup(cleanup, 'count', 18090);
+    const first = AgentProc.start(env.args);
+    cleanup.defer('first agent', () => first.kill('SIGKILL'));
+    await first.waitForLog('agent running');
+    const client = spawnInCgroup(env.cg.path, 'steps', ['18090', '127.77.0.50:80'], env.ns.prefix());
+    cleanup.defer('client', () => void client.kill('SIGKILL'));
+    const msgs: { localPort?: number; sent?: number; done?: boolean }[] = [];
+    const done = collect<{ localPort?: number; sent?: number; done?: boolean }>(client, 30_000, (m) => msgs.push(m));
+    await waitFor(() => msgs.some((m) => m.localPort), 'the client connected');
+    const CLIENT = 'side="client"';
+    client.stdin!.write('send 5000\n');
+    // The first agent counts the connection opened and its 5000 bytes (an interim report).
+    let text = '';
+    await waitFor(async () => {
+      text = await metricsOf(first);
+      return metricSum(text, 'sockmesh_sent_bytes_total', CLIENT) === 5000;
+    }, 'the first agent counted 5000 bytes sent', 10_000);
+    assert.equal(metricSum(text, 'sockmesh_connections_opened_total', CLIENT), 1);
+    await first.kill('SIGKILL');
+
+    client.stdin!.write('send 7000\n');
+    await waitFor(() => msgs.some((m) => m.sent === 12_000), 'the next 7000 bytes written');
+    const second = AgentProc.start(env.args);
+    cleanup.defer('second agent', () => second.kill('SIGKILL'));
+    await second.waitForLog('agent running');
+    client.stdin!.write('close\n');
+    await done;
+    await waitFor(async () => {
+      text = await metricsOf(second);
+      return metricSum(text, 'sockmesh_connections_closed_total', CLIENT) === 1;
+    }, 'the second agent saw the close', 10_000);
+    // What the second process exports adds to what the first one did:
+    // Prometheus sums across the counter reset, so each byte must be in one of them.
+    assert.equal(metricSum(text, 'sockmesh_sent_bytes_total', CLIENT), 7000, 'only the bytes the first agent did not count');
+    assert.equal(metricSum(text, 'sockmesh_connections_opened_total', CLIENT), 0, 'opened once, in the first agent');
     await second.kill('SIGTERM');
   } finally {
     await cleanup.run();

@@ -220,11 +220,18 @@ test('an idle connection reports on the interval with its bytes so far, then clo
     assert.deepEqual(interim[0]!.vip, { address: '127.77.0.45', port: 80 });
     assert.ok(interim[1]!.durationNs > interim[0]!.durationNs);
     assert.ok(records.some((r) => r.kind === 'interim' && r.side === 'server' && r.remote.port === localPort), 'the server side too');
+    // Each record says what is new since the connection's previous one.
+    assert.deepEqual(interim.slice(0, 2).map((r) => [r.first, r.newBytesSent]), [[true, 1000], [false, 0]]);
+    assert.equal(env.dp.reportOpenConnections(), 2, 'the report run counts both sides as open');
     await done;
     await waitFor(() => records.some((r) => r.kind === 'close' && r.side === 'client' && r.local.port === localPort), 'close record');
     const closes = records.filter((r) => r.kind === 'close' && r.side === 'client' && r.local.port === localPort);
     assert.equal(closes.length, 1);
     assert.equal(closes[0]!.bytesSent, 1000);
+    assert.equal(closes[0]!.first, false);
+    const mine = records.filter((r) => r.side === 'client' && r.local.port === localPort);
+    assert.equal(mine.reduce((a, r) => a + r.newBytesSent, 0), 1000, 'summed over its records, each byte counted once');
+    await waitFor(() => env.dp.reportOpenConnections() === 0, 'no open connection counted after both sides closed', 3000);
     const after = records.length;
     env.dp.reportOpenConnections();
     await new Promise((r) => setTimeout(r, 100));

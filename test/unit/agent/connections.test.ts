@@ -12,6 +12,7 @@ import type { ConnectionFilter, NamedRecord } from '../../../src/agent/view';
 import { defaultSettings } from '../../../src/config/settings';
 import { Directory } from '../../../src/telemetry/directory';
 import type { ConnectionRecord } from '../../../src/telemetry/record';
+import { whole } from '../../helpers/records';
 
 /** cgroups, services (per port) and backends of a small mesh, by id. */
 function directory(): Directory {
@@ -40,7 +41,7 @@ function rec(cgroupId: number, serviceId: number, backendId: number, open = fals
     ...(serviceId ? { vip: { address: '10.96.0.1', port: 80 } } : {}), serviceId, backendId, startNs: 1, durationNs: 2, bytesSent: 3, bytesReceived: 4,
     connectUs: 5, srttUs: { last: 6, min: 6, max: 6 }, retransmits: 0,
   } as const;
-  return open ? { ...base, kind: 'interim' } : { ...base, kind: 'close', closeCause: 'fin', error: 0 };
+  return whole(open ? { ...base, kind: 'interim' } : { ...base, kind: 'close', closeCause: 'fin', error: 0 });
 }
 
 function agent(): Agent {

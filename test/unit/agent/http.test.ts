@@ -6,6 +6,7 @@ import { parseListenAddress, startHttpServer, type HttpServer, type HttpServerOp
 import { PrometheusExporter } from '../../../src/exporters/prometheus';
 import { Aggregator } from '../../../src/telemetry/aggregator';
 import { Directory } from '../../../src/telemetry/directory';
+import { whole } from '../../helpers/records';
 
 interface Reply {
   status: number;
@@ -52,13 +53,13 @@ async function serve(t: test.TestContext, over: Partial<HttpServerOptions> = {})
 test('GET /metrics serves the exporter text with the Prometheus content type', async (t) => {
   const { server, aggregator } = await serve(t);
   assert.ok(server.port > 0);
-  aggregator.ingest({
+  aggregator.ingest(whole({
     cookie: 1n, cgroupId: 0, side: 'client', family: 4,
     local: { address: '10.1.0.5', port: 40000 }, remote: { address: '10.0.0.7', port: 8080 },
     serviceId: 0, backendId: 0, startNs: 0, durationNs: 5_000_000, bytesSent: 42, bytesReceived: 7,
     connectUs: 120, srttUs: { last: 80, min: 80, max: 80 }, retransmits: 0,
     kind: 'close', closeCause: 'fin', error: 0,
-  });
+  }));
   const r = await request(server.port, '/metrics');
   assert.equal(r.status, 200);
   assert.equal(r.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');

@@ -7,7 +7,8 @@
 import type { AgentStatus, AgentView, BackendView, ConnectionFilter, NamedRecord, ServiceView } from '../../../src/agent/view';
 import { Aggregator, Edge, EdgeLabels } from '../../../src/telemetry/aggregator';
 import { Directory } from '../../../src/telemetry/directory';
-import type { ConnectionRecord } from '../../../src/telemetry/record';
+import type { Connection } from '../../../src/telemetry/record';
+import { whole } from '../../helpers/records';
 
 export const STATUS: AgentStatus = {
   instance: 'default',
@@ -88,8 +89,8 @@ export const DIRECTORY: Directory = (() => {
 const namer = new Aggregator(DIRECTORY);
 
 /** `r` as the agent delivers it: with the labels of its ids, computed from them now. */
-export function named(r: ConnectionRecord): NamedRecord {
-  return { ...r, labels: namer.labelsOf(r) };
+export function named(r: Connection): NamedRecord {
+  return { ...r, labels: namer.labelsOf(whole(r)) };
 }
 
 /** The labels of record(i) and its variants below: a client of default/web through 10.0.0.1:8080. */
@@ -113,7 +114,7 @@ const base = {
   retransmits: 1,
 } as const;
 
-type CloseRecord = Extract<ConnectionRecord, { kind: 'close' }>;
+type CloseRecord = Extract<Connection, { kind: 'close' }>;
 
 /** A closed client connection; cookies near 2^64, which must survive the wire and the renderers exactly. */
 export function record(i: number): CloseRecord {
@@ -121,18 +122,18 @@ export function record(i: number): CloseRecord {
 }
 
 /** The same connection still open (an interim record). */
-export function interim(i: number): ConnectionRecord {
+export function interim(i: number): Connection {
   const { closeCause: _c, error: _e, ...rest } = record(i);
   return { ...rest, kind: 'interim' };
 }
 
 /** A client connect that failed with errno `error`. */
-export function failed(i: number, error: number): ConnectionRecord {
+export function failed(i: number, error: number): Connection {
   const { closeCause: _c, ...rest } = record(i);
   return { ...rest, kind: 'connect_failed', error, bytesSent: 0, bytesReceived: 0, durationNs: 0 };
 }
 
-export const RECORDS: ConnectionRecord[] = [
+export const RECORDS: Connection[] = [
   record(1),
   { ...record(2), closeCause: 'rst_received', error: 104 },
   {
@@ -155,7 +156,7 @@ function matches(f: ConnectionFilter, l: EdgeLabels): boolean {
 
 export interface FakeView extends AgentView {
   /** what the agent keeps: records without names, named when delivered */
-  records: ConnectionRecord[];
+  records: Connection[];
   /** every filter the server passed in, in order */
   filters: ConnectionFilter[];
   followers: Set<{ filter: ConnectionFilter; fn: (r: NamedRecord) => void }>;
@@ -163,7 +164,7 @@ export interface FakeView extends AgentView {
   /** the next call to any method throws this, once */
   failNext?: Error;
   /** new record: into the recent list (if closed/failed) and to every matching follower */
-  push(r: ConnectionRecord): void;
+  push(r: Connection): void;
 }
 
 export function fakeView(): FakeView {

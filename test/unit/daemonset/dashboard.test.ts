@@ -14,7 +14,8 @@ import { repoRoot } from '../../../src/bpf/native';
 import { PrometheusExporter } from '../../../src/exporters/prometheus';
 import { Aggregator } from '../../../src/telemetry/aggregator';
 import { Directory } from '../../../src/telemetry/directory';
-import type { ConnectionRecord } from '../../../src/telemetry/record';
+import type { Connection } from '../../../src/telemetry/record';
+import { whole } from '../../helpers/records';
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (typeof v === 'object' && v !== null ? (v as Obj) : {});
@@ -71,11 +72,11 @@ async function exposed(): Promise<Exposed> {
     serviceId: 1, backendId: 7, startNs: 1, durationNs: 5_000_000, bytesSent: 10, bytesReceived: 20, connectUs: 100,
     srttUs: { last: 50, min: 50, max: 50 }, retransmits: 1,
   };
-  const recs: ConnectionRecord[] = [
+  const recs: Connection[] = [
     { ...base, cookie: 1n, kind: 'close', closeCause: 'rst_received', error: 0 },
     { ...base, cookie: 2n, kind: 'connect_failed', error: 111 },
   ];
-  for (const r of recs) agg.ingest(r);
+  for (const r of recs) agg.ingest(whole(r));
   const text = await prom.metrics();
 
   const types = new Map<string, string>();

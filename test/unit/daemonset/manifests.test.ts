@@ -16,7 +16,8 @@ import { mergeSettings } from '../../../src/config/settings';
 import { PrometheusExporter } from '../../../src/exporters/prometheus';
 import { Aggregator } from '../../../src/telemetry/aggregator';
 import { Directory } from '../../../src/telemetry/directory';
-import type { ConnectionRecord } from '../../../src/telemetry/record';
+import type { Connection } from '../../../src/telemetry/record';
+import { whole } from '../../helpers/records';
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (typeof v === 'object' && v !== null ? (v as Obj) : {});
@@ -70,12 +71,12 @@ test('every metric the alert rules name is one the agent exports', async () => {
     otlp: { endpoint: 'http://127.0.0.1:4317', exported: 0, failed: 0, dropped: 0 },
     verdicts: [{ service: 'default/web:http', verdict: 'no_backend', count: 1 }],
   }));
-  const rec: ConnectionRecord = {
+  const rec: Connection = {
     kind: 'close', closeCause: 'fin', error: 0, cookie: 1n, cgroupId: 1, side: 'client', family: 4,
     local: { address: '10.0.0.1', port: 40000 }, remote: { address: '10.0.0.2', port: 80 }, serviceId: 0, backendId: 0,
     startNs: 1, durationNs: 1000, bytesSent: 1, bytesReceived: 1, connectUs: 10, srttUs: { last: 10, min: 10, max: 10 }, retransmits: 0,
   };
-  agg.ingest(rec);
+  agg.ingest(whole(rec));
   const text = await prom.metrics();
   const exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
   const rules = list(obj(docs('alerts.yaml')[0]!.spec).groups).flatMap((g) => list(obj(g).rules)).map(obj);

@@ -7,12 +7,12 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { OtlpConnectionExporter, errnoName, type OtlpExporterOptions } from '../../../src/exporters/otlp';
-import type { ConnectionRecord } from '../../../src/telemetry/record';
+import type { Connection } from '../../../src/telemetry/record';
 import type { EdgeLabels } from '../../../src/telemetry/aggregator';
 import { OtlpReceiver, WireSpanKind, WireStatusCode, type ReceivedSpan } from '../../helpers/otlp-receiver';
 import { freePort, waitFor } from '../../helpers/wait';
 
-type RecordFields = Omit<Extract<ConnectionRecord, { kind: 'interim' }>, 'kind'>;
+type RecordFields = Omit<Extract<Connection, { kind: 'interim' }>, 'kind'>;
 
 const MS = 1_000_000;
 /** Start of a test connection: 50 ms ago on CLOCK_MONOTONIC, a multiple of 1000 so sums stay exact doubles. */
@@ -78,8 +78,8 @@ test('closed connections arrive as spans: names, kinds, times, attributes, resou
   t.after(() => receiver.close());
   const exp = new OtlpConnectionExporter(options(receiver, { serviceName: 'sockmesh-test' }));
 
-  const client: ConnectionRecord = { ...fields(), kind: 'close', closeCause: 'fin', error: 0 };
-  const server: ConnectionRecord = {
+  const client: Connection = { ...fields(), kind: 'close', closeCause: 'fin', error: 0 };
+  const server: Connection = {
     ...fields({
       side: 'server', family: 6, vip: undefined, serviceId: 0, connectUs: 0,
       local: { address: 'fd00::2', port: 8443 }, remote: { address: 'fd00::1', port: 51000 },
@@ -87,7 +87,7 @@ test('closed connections arrive as spans: names, kinds, times, attributes, resou
     }),
     kind: 'close', closeCause: 'rst_sent', error: 0,
   };
-  const plain: ConnectionRecord = {
+  const plain: Connection = {
     ...fields({ vip: undefined, serviceId: 0, backendId: 0, local: { address: '10.0.0.5', port: 40002 }, remote: { address: '1.1.1.1', port: 443 } }),
     kind: 'close', closeCause: 'fin', error: 0,
   };
@@ -173,11 +173,11 @@ test('a failed connect is an error span with error.type from errno; an error clo
   const receiver = await OtlpReceiver.start();
   t.after(() => receiver.close());
   const exp = new OtlpConnectionExporter(options(receiver));
-  const failed: ConnectionRecord = {
+  const failed: Connection = {
     ...fields({ connectUs: 0, durationNs: 3 * MS, bytesSent: 0, bytesReceived: 0, srttUs: { last: 0, min: 0, max: 0 } }),
     kind: 'connect_failed', error: 111,
   };
-  const reset: ConnectionRecord = {
+  const reset: Connection = {
     ...fields({ local: { address: '10.0.0.5', port: 40003 } }),
     kind: 'close', closeCause: 'rst_received', error: 104,
   };

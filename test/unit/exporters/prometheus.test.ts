@@ -4,7 +4,8 @@ import { register as globalRegister } from 'prom-client';
 import { PrometheusExporter, type AgentMetricsSnapshot } from '../../../src/exporters/prometheus';
 import { Aggregator } from '../../../src/telemetry/aggregator';
 import { Directory } from '../../../src/telemetry/directory';
-import type { ConnectionRecord } from '../../../src/telemetry/record';
+import type { Connection, ConnectionRecord } from '../../../src/telemetry/record';
+import { after, whole } from '../../helpers/records';
 
 // ---- fixtures: a directory with one workload, one service port, two backends ----
 
@@ -57,16 +58,27 @@ function base(cookie: bigint, c: Counters, backendId = B1) {
   };
 }
 
+/** What the kernel remembers per connection: the totals of its last record. */
+const reported = new Map<bigint, Connection>();
+
+/** The connection's next record, counted from its previous one as the kernel does. */
+function next(c: Connection): ConnectionRecord {
+  const prior = reported.get(c.cookie);
+  if (c.kind === 'interim') reported.set(c.cookie, c);
+  else reported.delete(c.cookie);
+  return prior ? after(c, prior) : whole(c);
+}
+
 function interim(cookie: bigint, c: Counters, backendId = B1): ConnectionRecord {
-  return { ...base(cookie, c, backendId), kind: 'interim' };
+  return next({ ...base(cookie, c, backendId), kind: 'interim' });
 }
 
 function close(cookie: bigint, c: Counters, cause: 'fin' | 'rst_sent' | 'rst_received' | 'timeout' | 'error' = 'fin', backendId = B1): ConnectionRecord {
-  return { ...base(cookie, c, backendId), kind: 'close', closeCause: cause, error: 0 };
+  return next({ ...base(cookie, c, backendId), kind: 'close', closeCause: cause, error: 0 });
 }
 
 function failed(cookie: bigint, backendId = B1): ConnectionRecord {
-  return { ...base(cookie, {}, backendId), kind: 'connect_failed', error: 111 };
+  return next({ ...base(cookie, {}, backendId), kind: 'connect_failed', error: 111 });
 }
 
 function setup(): { agg: Aggregator; exp: PrometheusExporter } {
@@ -271,7 +283,7 @@ test('names follow Prometheus conventions: counters end in _total, with TYPE cou
 
 test('a server-side record without a VIP is attributed to the service through its own endpoint', async () => {
   const { agg, exp } = setup();
-  const rec: ConnectionRecord = {
+  const rec: Connection = {
     ...base(9n, { bytesSent: 64, bytesReceived: 32, durationNs: 1_000_000 }),
     cgroupId: API_CG,
     side: 'server',
@@ -284,7 +296,7 @@ test('a server-side record without a VIP is attributed to the service through it
     closeCause: 'fin',
     error: 0,
   };
-  agg.ingest(rec);
+  agg.ingest(next(rec));
   const { samples } = await scrape(exp);
   const server = { side: 'server', workload: 'demo/api', service: 'demo/api:http', backend: '10.0.0.7:8080' };
   assert.equal(value(samples, 'sockmesh_connections_closed_total', server), 1);

@@ -2,16 +2,22 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Aggregator } from '../../../src/telemetry/aggregator';
 import { Directory } from '../../../src/telemetry/directory';
-import type { ConnectionRecord } from '../../../src/telemetry/record';
+import type { Connection, ConnectionRecord } from '../../../src/telemetry/record';
+import { after, whole } from '../../helpers/records';
 
 let cookie = 1n;
-function close(over: Partial<ConnectionRecord> & { side: 'client' | 'server' }): ConnectionRecord {
+function conn(over: Partial<Connection> & { side: 'client' | 'server' }): Connection {
   return {
     kind: 'close', closeCause: 'fin', error: 0, cookie: cookie++, cgroupId: 11, family: 4,
     local: { address: '10.0.0.1', port: 40000 }, remote: { address: '10.0.0.2', port: 8080 },
     serviceId: 0, backendId: 0, startNs: 0, durationNs: 1000, bytesSent: 10, bytesReceived: 20, connectUs: 0,
     srttUs: { last: 5, min: 5, max: 5 }, retransmits: 0, ...over,
-  } as ConnectionRecord;
+  } as Connection;
+}
+
+/** A connection's only record: closed, all of it new. */
+function close(over: Partial<Connection> & { side: 'client' | 'server' }): ConnectionRecord {
+  return whole(conn(over));
 }
 
 function directory(): Directory {
@@ -73,10 +79,9 @@ test('an interim record and its close count a connection once; each listener cal
   agg.onRecord((rec, _edge, d) => seen.push({ kind: rec.kind, opened: d.opened, sent: d.bytesSent, received: d.bytesReceived }));
   const c = cookie++;
   const base = { side: 'client' as const, serviceId: 7, backendId: 70, cookie: c };
-  agg.ingest({ ...close(base), kind: 'interim', bytesSent: 10, bytesReceived: 100 } as ConnectionRecord);
-  assert.equal(agg.openCount, 1);
-  agg.ingest(close({ ...base, bytesSent: 25, bytesReceived: 160 }));
-  assert.equal(agg.openCount, 0, 'the close forgets the open connection');
+  const first = conn({ ...base, kind: 'interim', bytesSent: 10, bytesReceived: 100 });
+  agg.ingest(whole(first));
+  agg.ingest(after(conn({ ...base, bytesSent: 25, bytesReceived: 160 }), first));
   agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70, bytesSent: 5, bytesReceived: 6 }));
   assert.deepEqual(seen, [
     { kind: 'interim', opened: true, sent: 10, received: 100 },
@@ -88,6 +93,17 @@ test('an interim record and its close count a connection once; each listener cal
   assert.equal(edge!.closed, 2);
   assert.equal(edge!.bytesSent, 30);
   assert.equal(edge!.bytesReceived, 166);
+});
+
+test('a connection first reported before this process started adds only what is new, and is not opened twice', () => {
+  // An agent restarted: the connection's earlier records went to the previous
+  // process, whose counters Prometheus already has; the kernel says what is new.
+  const agg = new Aggregator(directory());
+  const base = { side: 'client' as const, serviceId: 7, backendId: 70, cookie: cookie++ };
+  const before = conn({ ...base, kind: 'interim', bytesSent: 1000, bytesReceived: 5000, retransmits: 2 });
+  agg.ingest(after(conn({ ...base, kind: 'interim', bytesSent: 1500, bytesReceived: 5100, retransmits: 3 }), before));
+  const [edge] = agg.edges();
+  assert.deepEqual([edge!.opened, edge!.bytesSent, edge!.bytesReceived, edge!.retransmits], [0, 500, 100, 1]);
 });
 
 test('the last-seen time is the one the caller read for its batch, else the clock now', () => {
