@@ -122,7 +122,7 @@ export class Agent implements AgentView {
     if (first.kind === 'loaded') this.applyLoaded();
     else log.error('configuration rejected; running state kept', { file: this.opts.meshFile, errors: first.errors });
 
-    // Zero-copy: a connection record is 144 bytes, and reading it in place
+    // Zero-copy: a connection record is 160 bytes, and reading it in place
     // beats copying it out (bench/ringbuf: 1.6x at 128-byte records). The
     // programs submit with BPF_RB_NO_WAKEUP, so the ring is drained every 10 ms.
     this.reader = new MappedRingReader(this.dp.maps.events, (buf, off, len) => this.onRecord(buf, off, len),
