@@ -188,49 +188,11 @@ export class Dataplane {
       }
       if (rebuilt.length) opts.populate!({ services: maps.services, slots: maps.slots });
 
-      // The swap: each hook moves to the new programs in one step.
-      const A = native().constants.attachType;
-      const attached: string[] = [];
-      const moved: string[] = [];
-      const cgroupId = BigInt(fs.statSync(opts.cgroupPath).ino); // a cgroup v2 id is its directory's inode
-      for (const [prog, pin, type] of MESH_HOOKS) {
-        const at = path.join(dir, 'links', pin);
-        if (fs.existsSync(at)) {
-          const link = Link.fromPin(at);
-          links.set(pin, link);
-          const on = link.info().cgroupId;
-          if (on === undefined || on === cgroupId) {
-            link.update(coll.program(prog));
-            continue;
-          }
-          // cgroupRoot changed: both attached for a moment (a socket below
-          // both runs both; the second sees no VIP left to rewrite), never none.
-          const fresh = coll.program(prog).attachCgroup(opts.cgroupPath, A[type]);
-          links.set(pin, fresh);
-          leaving.push(link);
-          fresh.pinReplacing(link);
-          moved.push(pin);
-        } else {
-          fs.mkdirSync(path.dirname(at), { recursive: true });
-          const link = coll.program(prog).attachCgroup(opts.cgroupPath, A[type]);
-          link.pin(at);
-          links.set(pin, link);
-          attached.push(pin);
-        }
-      }
+      const { attached, moved } = Dataplane.swapHooks(coll, opts, links, leaving);
       for (const l of leaving) l.detach();
       // Now no program uses a replaced map: re-point the pins, drop the stale ones.
       for (const s of replaced) maps[s.name as MeshMapName].pinReplacing(path.join(dir, 'maps', s.name));
-      const removed: string[] = [];
-      for (const name of plan.stale) {
-        fs.rmSync(path.join(dir, 'maps', name), { force: true });
-        removed.push(`maps/${name}`);
-      }
-      const hooks = new Set<string>(MESH_HOOKS.map(([, pin]) => pin));
-      for (const pin of pinNames(path.join(dir, 'links')).filter((p) => !hooks.has(p))) {
-        Link.fromPin(path.join(dir, 'links', pin)).detach();
-        removed.push(`links/${pin}`);
-      }
+      const removed = Dataplane.removeStalePins(dir, plan.stale);
       const reporter = coll.program('mesh_report_open').attachIterator(maps.sock_info);
       for (const p of coll.programs) p.close(); // links hold them
       for (const s of plan.steps) if (s.action === 'adopt') coll.map(s.name).close(); // a second fd of an adopted map
@@ -247,6 +209,62 @@ export class Dataplane {
       for (const l of [...links.values(), ...leaving]) l.close();
       throw err;
     }
+  }
+
+  /**
+   * Moves every hook to the new programs, each in one step: bpf_link_update
+   * where a link is pinned on our cgroup; where it sits on another cgroup
+   * (cgroupRoot changed), a new link here whose pin replaces it, the old one
+   * left in `leaving` for the caller to detach once all hooks are here; a
+   * hook with no pin (new in this version) attached and pinned.
+   */
+  private static swapHooks(coll: Collection, opts: DataplaneOptions, links: Map<string, Link>, leaving: Link[]):
+    { attached: string[]; moved: string[] } {
+    const A = native().constants.attachType;
+    const attached: string[] = [];
+    const moved: string[] = [];
+    const cgroupId = BigInt(fs.statSync(opts.cgroupPath).ino); // a cgroup v2 id is its directory's inode
+    for (const [prog, pin, type] of MESH_HOOKS) {
+      const at = path.join(opts.bpffsDir, 'links', pin);
+      if (!fs.existsSync(at)) {
+        fs.mkdirSync(path.dirname(at), { recursive: true });
+        const link = coll.program(prog).attachCgroup(opts.cgroupPath, A[type]);
+        link.pin(at);
+        links.set(pin, link);
+        attached.push(pin);
+        continue;
+      }
+      const link = Link.fromPin(at);
+      links.set(pin, link);
+      const on = link.info().cgroupId;
+      if (on === undefined || on === cgroupId) {
+        link.update(coll.program(prog));
+        continue;
+      }
+      // Both attached for a moment (a socket below both runs both; the
+      // second finds no VIP left to rewrite), never neither.
+      const fresh = coll.program(prog).attachCgroup(opts.cgroupPath, A[type]);
+      links.set(pin, fresh);
+      leaving.push(link);
+      fresh.pinReplacing(link);
+      moved.push(pin);
+    }
+    return { attached, moved };
+  }
+
+  /** Removes pins of maps and hooks this version does not have; returns them. */
+  private static removeStalePins(dir: string, staleMaps: string[]): string[] {
+    const removed: string[] = [];
+    for (const name of staleMaps) {
+      fs.rmSync(path.join(dir, 'maps', name), { force: true });
+      removed.push(`maps/${name}`);
+    }
+    const hooks = new Set<string>(MESH_HOOKS.map(([, pin]) => pin));
+    for (const pin of pinNames(path.join(dir, 'links')).filter((p) => !hooks.has(p))) {
+      Link.fromPin(path.join(dir, 'links', pin)).detach();
+      removed.push(`links/${pin}`);
+    }
+    return removed;
   }
 
   /**
