@@ -16,7 +16,7 @@ import { ConfigError } from '../config/errors';
 import { loadMeshFile } from '../config/load';
 import type { AgentSettings, MeshConfig } from '../config/model';
 import { serviceKey } from '../config/model';
-import { Dataplane } from '../dataplane/dataplane';
+import { Dataplane, OpenOutcome } from '../dataplane/dataplane';
 import type { DesiredService } from '../dataplane/desired';
 import { applyDesired, ApplyReport, MeshMaps } from '../dataplane/writer';
 import { cgroup2Root } from '../platform/cgroup';
@@ -278,6 +278,7 @@ export class Agent implements AgentView {
       pid: process.pid,
       startedAt: this.startedAt,
       dataplane: this.dp?.outcome.kind ?? 'installed',
+      dataplaneChanges: this.dp ? describeChanges(this.dp.outcome, this.settings.cgroupRoot) : [],
       cgroup: this.settings.cgroupRoot,
       bpffsDir: this.settings.bpffsDir,
       config: {
@@ -385,4 +386,17 @@ function labelsMatch(l: EdgeLabels, filter: ConnectionFilter): boolean {
     if (!l.service.startsWith(`${name}:`)) return false;
   }
   return true;
+}
+
+/** One line per change an adopting start made to the pinned state. */
+export function describeChanges(o: OpenOutcome, cgroupRoot: string): string[] {
+  if (o.kind !== 'adopted') return [];
+  const copied = (c?: { copied: number; dropped: number }): string =>
+    c ? `: ${c.copied} entries carried over${c.dropped ? `, ${c.dropped} did not fit` : ''}` : '';
+  return [
+    ...o.replacedMaps.map((m) => `map ${m.name}: ${m.action} (${m.reason})${copied(m.copy)}`),
+    ...o.attached.map((h) => `hook ${h}: attached (not pinned before)`),
+    ...o.moved.map((h) => `hook ${h}: moved to cgroup ${cgroupRoot}`),
+    ...o.removed.map((p) => `${p}: removed (not part of this version)`),
+  ];
 }

@@ -22,6 +22,8 @@ export interface AgentStatus {
   startedAt: string;
   /** 'installed' on a fresh start, 'adopted' when pinned state was re-used */
   dataplane: 'installed' | 'adopted';
+  /** What the start changed in the pinned state (upgrade or changed setting), one line each; empty otherwise. */
+  dataplaneChanges: string[];
   cgroup: string;
   bpffsDir: string;
   config: ConfigStatus;

@@ -30,7 +30,8 @@ export function renderStatus(format: OutputFormat, s: AgentStatus, now = Date.no
         ['Version', s.version],
         ['Uptime', humanAge(s.startedAt, now)],
         ...(wide ? ([['Started', s.startedAt], ['PID', String(s.pid)]] as [string, string][]) : []),
-        ['Dataplane', s.dataplane],
+        ['Dataplane', s.dataplaneChanges.length === 0 ? s.dataplane
+          : `${s.dataplane}, ${s.dataplaneChanges.length} change(s) to the pinned state${wide ? `:\n  ${s.dataplaneChanges.join('\n  ')}` : ' (-o wide lists them)'}`],
         ...(wide ? ([['Cgroup', s.cgroup], ['BPF fs', s.bpffsDir]] as [string, string][]) : []),
         ['Config', configLine(s, now, wide)],
         ['Services', `${s.services} (${s.frontends} frontends)`],

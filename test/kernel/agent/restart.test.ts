@@ -154,6 +154,10 @@ test('a restart with another ring size replaces the ring under load: no connect 
     const events = BpfMap.fromPin(path.join(env.bpffsDir, 'maps', 'events'));
     assert.equal(events.info.maxEntries, 2 << 20, 'the pin names the new ring');
     events.close();
+    const apiSocket = env.args[env.args.indexOf('--api-socket') + 1]!;
+    await second.waitForLog('agent running');
+    const status = JSON.parse(agentCli(['status', '--socket', apiSocket, '-o', 'json'])) as { dataplaneChanges: string[] };
+    assert.deepEqual(status.dataplaneChanges, ['map events: drain (definition changed: maxEntries 1048576 -> 2097152)'], 'status says what the start changed');
     await second.kill('SIGTERM');
   } finally {
     await cleanup.run();

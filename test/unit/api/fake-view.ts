@@ -16,6 +16,7 @@ export const STATUS: AgentStatus = {
   pid: 4242,
   startedAt: '2024-05-01T10:00:00.000Z',
   dataplane: 'adopted',
+  dataplaneChanges: ['map events: drain (definition changed: maxEntries 4194304 -> 8388608)', 'hook getpeername6: attached (not pinned before)'],
   cgroup: '/sys/fs/cgroup',
   bpffsDir: '/sys/fs/bpf/sockmesh/default',
   config: {
@@ -34,7 +35,7 @@ export const STATUS: AgentStatus = {
 
 /** The same agent with every optional part unset. */
 export const STATUS_MINIMAL: AgentStatus = (() => {
-  const s: AgentStatus = { ...STATUS, dataplane: 'installed', config: { file: '/etc/sockmesh/mesh.yaml', warnings: [] } };
+  const s: AgentStatus = { ...STATUS, dataplane: 'installed', dataplaneChanges: [], config: { file: '/etc/sockmesh/mesh.yaml', warnings: [] } };
   delete s.otlp;
   return s;
 })();

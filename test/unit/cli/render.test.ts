@@ -186,13 +186,16 @@ test('status: fields with ages in table, more in wide, the object in json/yaml',
   assert.match(t, /^ {14}warning: workload cgroup kubepods\/x is outside the cgroup root sockmesh: not enrolled/m);
   assert.match(t, /^OTLP: {9}http:\/\/collector:4317: 100 exported, 2 failed, 0 dropped$/m);
   assert.doesNotMatch(t, /PID|Cgroup/);
+  assert.match(t, /^Dataplane: {4}adopted, 2 change\(s\) to the pinned state \(-o wide lists them\)$/m);
   const w = renderStatus('wide', STATUS, now);
   assert.match(w, /^PID: +4242$/m);
   assert.match(w, /^BPF fs: +\/sys\/fs\/bpf\/sockmesh\/default$/m);
   assert.match(w, /applied 3h11m ago \(2024-05-01T10:00:01\.000Z\)/);
+  assert.match(w, /^Dataplane: +adopted, 2 change\(s\) to the pinned state:\n +map events: drain \(definition changed: maxEntries 4194304 -> 8388608\)\n +hook getpeername6: attached/m);
 
   const m = renderStatus('table', STATUS_MINIMAL, now);
   assert.match(m, /^OTLP: +off$/m);
+  assert.match(m, /^Dataplane: +installed$/m);
   assert.match(m, /^Config: +\/etc\/sockmesh\/mesh\.yaml, not applied yet$/m);
   assert.doesNotMatch(m, /REJECTED|warning/);
 
