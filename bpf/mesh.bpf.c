@@ -12,6 +12,7 @@
  */
 #include "common.h"
 #include "mesh.h"
+#include "mesh_sock.h"
 #include "tcp_sock.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -88,33 +89,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
-
-/* Per-socket state, freed with the socket. Never read by user space. */
-#define SOCK_SERVICE   (1u << 0) /* connected through a VIP */
-#define SOCK_CLIENT    (1u << 1) /* this side called connect() */
-#define SOCK_TRACKED   (1u << 2) /* sockops callbacks enabled */
-#define SOCK_CLOSED    (1u << 3) /* close record sent: report once */
-#define SOCK_RTT_SEEN  (1u << 4)
-#define SOCK_REPORTED  (1u << 5) /* a record was written: reported_* hold its totals */
-
-struct mesh_sock {
-	__u32 vip[4];
-	__u16 vport;
-	__u16 _pad0;
-	__u32 svc_id;
-	__u32 backend_id;
-	__u32 flags;
-	__u32 srtt_min_us;
-	__u32 srtt_max_us;
-	__u32 connect_us;
-	__u32 _pad1;
-	__u64 start_ns;
-	__u64 last_report_ns;
-	__u64 reported_sent;
-	__u64 reported_received;
-	__u32 reported_retrans;
-	__u32 _pad2;
-};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);

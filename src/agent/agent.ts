@@ -394,7 +394,7 @@ export function describeChanges(o: OpenOutcome, cgroupRoot: string): string[] {
   const copied = (c?: { copied: number; dropped: number }): string =>
     c ? `: ${c.copied} entries carried over${c.dropped ? `, ${c.dropped} did not fit` : ''}` : '';
   return [
-    ...o.replacedMaps.map((m) => `map ${m.name}: ${m.action} (${m.reason})${copied(m.copy)}`),
+    ...o.replacedMaps.map((m) => `map ${m.name}: ${m.action} (${m.reason})${copied(m.copy)}${m.migrated !== undefined ? `: ${m.migrated} open connections carried over` : ''}`),
     ...o.attached.map((h) => `hook ${h}: attached (not pinned before)`),
     ...o.moved.map((h) => `hook ${h}: moved to cgroup ${cgroupRoot}`),
     ...o.removed.map((p) => `${p}: removed (not part of this version)`),

@@ -17,7 +17,7 @@ import { BpfMap, BpfObjectSpec, Collection, Link, mapTypeName, objectPath, nativ
 import { MeshCounter, MeshVerdictKey } from '../bpf/layouts/mesh';
 import { REPLACING_SUFFIX } from '../bpf/pins';
 import { cgroup2Root } from '../platform/cgroup';
-import { copyEntries, CopyResult, definitionOf, MapDefinition, MapStep, planMaps } from './upgrade';
+import { copyEntries, CopyResult, definitionOf, MapDefinition, MapStep, migrateSocketStorage, planMaps } from './upgrade';
 import type { MeshMaps } from './writer';
 
 export const MESH_MAPS = ['services', 'slots', 'svc_verdicts', 'udp_rev', 'events', 'counters', 'sock_info'] as const;
@@ -62,6 +62,8 @@ export interface DataplaneOptions {
 export interface ReplacedMap extends MapStep {
   /** copy: entries carried over and those the new map could not hold */
   copy?: CopyResult;
+  /** migrate: open connections whose state was converted */
+  migrated?: number;
 }
 
 export type OpenOutcome =
@@ -190,6 +192,9 @@ export class Dataplane {
 
       const { attached, moved } = Dataplane.swapHooks(coll, opts, links, leaving);
       for (const l of leaving) l.detach();
+      // Socket state converts now that no old program changes it; sockets the
+      // new programs met in between (new ones) keep what those wrote.
+      for (const r of replaced) if (r.action === 'migrate') r.migrated = migrateSocketStorage(old.get(r.name)!, maps[r.name as MeshMapName], r.name, r.via!);
       // Now no program uses a replaced map: re-point the pins, drop the stale ones.
       for (const s of replaced) maps[s.name as MeshMapName].pinReplacing(path.join(dir, 'maps', s.name));
       const removed = Dataplane.removeStalePins(dir, plan.stale);
@@ -198,7 +203,7 @@ export class Dataplane {
       for (const s of plan.steps) if (s.action === 'adopt') coll.map(s.name).close(); // a second fd of an adopted map
       const retired = step.get('events')!.action === 'drain' ? old.get('events') : undefined;
       closeOld((name) => step.get(name)?.action === 'adopt' || (name === 'events' && retired !== undefined));
-      for (const s of replaced) opts.log?.('map replaced', { map: s.name, action: s.action, reason: s.reason, ...s.copy });
+      for (const s of replaced) opts.log?.('map replaced', { map: s.name, action: s.action, reason: s.reason, ...s.copy, ...(s.migrated !== undefined ? { migrated: s.migrated } : {}) });
       opts.log?.('dataplane adopted', { bpffsDir: dir, programs: MESH_HOOKS.length, replacedMaps: replaced.length, removed, attached, moved });
       return new Dataplane(opts, maps, links, { kind: 'adopted', upgradedPrograms: MESH_HOOKS.length, replacedMaps: replaced, removed, attached, moved },
         reporter, retired);

@@ -13,10 +13,15 @@
  *            values changed size): starts empty
  *   drain    the ring buffer: a new ring; the agent reads what is left in the
  *            old one once no program writes to it
+ *   migrate  socket storage of a layout an earlier release pinned: a new map,
+ *            each open connection's state converted into it by a program of
+ *            bpf/mesh_migrate.bpf.c right after the swap (the new programs
+ *            find it from then on)
  *
  * Pins under maps/ that this version no longer has are `stale`: removed once
  * every hook runs the new programs.
  */
+import { BpfObjectSpec, objectPath } from '../bpf';
 import { BpfError } from '../bpf/errors';
 import type { BpfMap } from '../bpf/map';
 import type { NativeMapSpec } from '../bpf/native';
@@ -29,13 +34,15 @@ export interface MapDefinition {
   flags: number;
 }
 
-export type MapAction = 'adopt' | 'copy' | 'rebuild' | 'fresh' | 'drain';
+export type MapAction = 'adopt' | 'copy' | 'rebuild' | 'fresh' | 'drain' | 'migrate';
 
 export interface MapStep {
   name: string;
   action: MapAction;
   /** Why it is not adopted; empty for adopt. */
   reason: string;
+  /** migrate: the program of bpf/mesh_migrate.bpf.c that converts the old layout */
+  via?: string;
 }
 
 export interface MapPlan {
@@ -48,6 +55,14 @@ export interface MapPlan {
 const COPYABLE = new Set(['HASH', 'LRU_HASH', 'ARRAY', 'PERCPU_HASH', 'PERCPU_ARRAY', 'LRU_PERCPU_HASH']);
 /** Written from the mesh file: rebuilt as a pair when either cannot be kept. */
 const CONFIG_MAPS = ['services', 'slots'];
+
+/**
+ * Earlier releases' socket-storage layouts this one converts: map -> value
+ * size it had -> program in bpf/mesh_migrate.bpf.c. Keep one release back.
+ */
+export const MIGRATIONS: Readonly<Record<string, Readonly<Record<number, string>>>> = {
+  sock_info: { 64: 'mesh_migrate_sock_v1' },
+};
 
 const FIELDS: readonly (keyof MapDefinition)[] = ['type', 'keySize', 'valueSize', 'maxEntries', 'flags'];
 
@@ -66,7 +81,7 @@ function differences(was: MapDefinition, now: MapDefinition, typeName: (t: numbe
  * in reasons.
  */
 export function planMaps(wanted: ReadonlyMap<string, MapDefinition>, pinned: ReadonlyMap<string, MapDefinition>,
-  typeName: (t: number) => string): MapPlan {
+  typeName: (t: number) => string, migrations: typeof MIGRATIONS = MIGRATIONS): MapPlan {
   const steps = new Map<string, MapStep>();
   for (const [name, now] of wanted) {
     const was = pinned.get(name);
@@ -81,7 +96,9 @@ export function planMaps(wanted: ReadonlyMap<string, MapDefinition>, pinned: Rea
       continue;
     }
     const reason = `definition changed: ${diff.join(', ')}`;
+    const via = was.type === now.type ? migrations[name]?.[was.valueSize] : undefined;
     if (kind === 'RINGBUF' && was.type === now.type) steps.set(name, { name, action: 'drain', reason });
+    else if (via) steps.set(name, { name, action: 'migrate', reason, via });
     else if (was.type === now.type && was.keySize === now.keySize && was.valueSize === now.valueSize && COPYABLE.has(kind)) {
       steps.set(name, { name, action: 'copy', reason });
     } else steps.set(name, { name, action: CONFIG_MAPS.includes(name) ? 'rebuild' : 'fresh', reason });
@@ -136,4 +153,25 @@ export function copyEntries(from: BpfMap, to: BpfMap): CopyResult {
     }
   }
   return result;
+}
+
+/**
+ * Converts every entry of socket storage `from` (an earlier layout) into `to`
+ * with `program` of bpf/mesh_migrate.bpf.c; returns how many sockets it
+ * carried over. Sockets `to` already tracks are left as they are.
+ */
+export function migrateSocketStorage(from: BpfMap, to: BpfMap, name: string, program: string): number {
+  const spec = BpfObjectSpec.open(objectPath('mesh_migrate')).only([program]);
+  spec.reuseMap(name, to);
+  const coll = spec.load();
+  try {
+    const it = coll.program(program).attachIterator(from);
+    try {
+      return it.runIterator(); // one byte per socket
+    } finally {
+      it.close();
+    }
+  } finally {
+    coll.close();
+  }
 }

@@ -13,7 +13,7 @@ const NOW: Record<string, MapDefinition> = {
   udp_rev: { type: 9, keySize: 32, valueSize: 20, maxEntries: 65536, flags: 0 },
   events: { type: 27, keySize: 0, valueSize: 0, maxEntries: 4 << 20, flags: 0 },
   counters: { type: 6, keySize: 4, valueSize: 8, maxEntries: 8, flags: 0 },
-  sock_info: { type: 24, keySize: 4, valueSize: 64, maxEntries: 0, flags: 1 },
+  sock_info: { type: 24, keySize: 4, valueSize: 88, maxEntries: 0, flags: 1 },
 };
 
 function plan(pinned: Record<string, MapDefinition | undefined>): MapPlan {
@@ -46,7 +46,7 @@ test('a table redefined with the same key and value sizes is copied, whatever ch
   });
 });
 
-test('a table whose values or type changed starts empty; socket storage is never carried over', () => {
+test('a table whose values or type changed starts empty, as does socket storage of a layout with no migration', () => {
   assert.deepEqual(changes(plan({
     svc_verdicts: { ...NOW.svc_verdicts!, valueSize: 16 },
     udp_rev: { ...NOW.udp_rev!, type: 1 },
@@ -54,8 +54,14 @@ test('a table whose values or type changed starts empty; socket storage is never
   })), {
     svc_verdicts: 'fresh: definition changed: valueSize 16 -> 8',
     udp_rev: 'fresh: definition changed: type HASH -> LRU_HASH',
-    sock_info: 'fresh: definition changed: valueSize 56 -> 64',
+    sock_info: 'fresh: definition changed: valueSize 56 -> 88',
   });
+});
+
+test('socket storage of a layout an earlier release pinned is migrated by its program', () => {
+  const p = plan({ sock_info: { ...NOW.sock_info!, valueSize: 64 } });
+  assert.deepEqual(changes(p), { sock_info: 'migrate: definition changed: valueSize 64 -> 88' });
+  assert.equal(p.steps.find((s) => s.name === 'sock_info')!.via, 'mesh_migrate_sock_v1');
 });
 
 test('a resized ring is replaced and the old one drained; a map new in this version starts empty', () => {

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Carries open connections' socket state from a `sock_info` map of an
+ * earlier layout into the current one, when an upgrade redefines it
+ * (src/dataplane/upgrade.ts plans it, src/dataplane/dataplane.ts runs it
+ * once every hook runs the new programs). The iterator walks the old map;
+ * `sock_info` here is the new map, reused by fd. Each migrated socket writes
+ * one byte to the iterator's output: the reader's byte count is the count.
+ */
+#include "common.h"
+#include "mesh.h"
+#include "mesh_sock.h"
+#include "tcp_sock.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct mesh_sock);
+} sock_info SEC(".maps");
+
+/*
+ * v1 kept no per-socket record totals: its agent did, in memory. A
+ * connection v1 already reported (an interim record moved last_report_ns)
+ * continues from its totals now - the bytes since its last report are not
+ * counted, rather than all of them twice; one never reported stays unreported,
+ * so its first record carries everything.
+ */
+static __always_inline void from_v1(struct mesh_sock *st, const struct mesh_sock_v1 *old, struct sock *sk)
+{
+	struct tcp_sock *tp;
+	__u32 state;
+
+	__builtin_memcpy(st->vip, old->vip, sizeof(st->vip));
+	st->vport = old->vport;
+	st->svc_id = old->svc_id;
+	st->backend_id = old->backend_id;
+	st->flags = old->flags & (SOCK_SERVICE | SOCK_CLIENT | SOCK_TRACKED | SOCK_CLOSED | SOCK_RTT_SEEN);
+	st->srtt_min_us = old->srtt_min_us;
+	st->srtt_max_us = old->srtt_max_us;
+	st->connect_us = old->connect_us;
+	st->start_ns = old->start_ns;
+	st->last_report_ns = old->last_report_ns;
+	if (!(old->flags & SOCK_TRACKED) || old->last_report_ns == old->start_ns)
+		return;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return;
+	state = sk->__sk_common.skc_state;
+	st->reported_sent = acked_payload(tp->bytes_acked, tp->snd_una, tp->snd_nxt, state, !!(old->flags & SOCK_CLIENT));
+	st->reported_received = received_payload(tp->bytes_received, tp);
+	st->reported_retrans = tp->total_retrans;
+	st->flags |= SOCK_REPORTED;
+}
+
+SEC("iter/bpf_sk_storage_map")
+int mesh_migrate_sock_v1(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	const struct mesh_sock_v1 *old = ctx->value;
+	struct sock *sk = ctx->sk;
+	struct mesh_sock *st;
+
+	if (!sk || !old)
+		return 0;
+	/* Already tracked by the new programs (a socket made since the swap). */
+	if (bpf_sk_storage_get(&sock_info, sk, 0, 0))
+		return 0;
+	st = bpf_sk_storage_get(&sock_info, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return 0;
+	from_v1(st, old, sk);
+	bpf_seq_write(ctx->meta->seq, "m", 1);
+	return 0;
+}
