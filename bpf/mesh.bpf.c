@@ -90,12 +90,7 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct mesh_sock);
-} sock_info SEC(".maps");
+MESH_SOCK_STORAGE(sock_info, struct mesh_sock);
 
 static __always_inline void count(__u32 idx)
 {

@@ -14,12 +14,8 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct mesh_sock);
-} sock_info SEC(".maps");
+/* The new map: the dataplane reuses it by fd. */
+MESH_SOCK_STORAGE(sock_info, struct mesh_sock);
 
 /*
  * v1 kept no per-socket record totals: its agent did, in memory. A

@@ -16,6 +16,15 @@
 #define SOCK_RTT_SEEN  (1u << 4)
 #define SOCK_REPORTED  (1u << 5) /* a record was written: reported_* hold its totals */
 
+/* The socket storage map, one definition for the mesh, its migrations and the tests' old layouts. */
+#define MESH_SOCK_STORAGE(name, value_type)                 \
+	struct {                                            \
+		__uint(type, BPF_MAP_TYPE_SK_STORAGE);      \
+		__uint(map_flags, BPF_F_NO_PREALLOC);       \
+		__type(key, int);                           \
+		__type(value, value_type);                  \
+	} name SEC(".maps")
+
 struct mesh_sock {
 	__u32 vip[4];
 	__u16 vport;

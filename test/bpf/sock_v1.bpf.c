@@ -11,12 +11,7 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct mesh_sock_v1);
-} sock_info SEC(".maps");
+MESH_SOCK_STORAGE(sock_info, struct mesh_sock_v1);
 
 SEC("sockops")
 int sock_v1_ops(struct bpf_sock_ops *skops)
