@@ -10,9 +10,13 @@
 #include "common.h"
 #include "mesh.h"
 #include "mesh_sock.h"
+#include "mesh_legacy.h"
 #include "tcp_sock.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* For the agent's layout mirror of what an older agent may leave in the ring. */
+EXPORT_STRUCT(mesh_conn_event_v1);
 
 /* The new map: the dataplane reuses it by fd. */
 MESH_SOCK_STORAGE(sock_info, struct mesh_sock);

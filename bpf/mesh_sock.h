@@ -3,8 +3,8 @@
  * The mesh programs' per-socket state (`sock_info` socket storage), freed
  * with the socket and never read by user space - but it outlives an agent,
  * so an upgrade that changes it carries each open connection's state over
- * with a migration program (mesh_migrate.bpf.c). The layouts earlier
- * releases pinned stay here, one per migration.
+ * with a migration program (mesh_migrate.bpf.c) from the layouts earlier
+ * releases pinned (mesh_legacy.h).
  */
 #ifndef SOCKMESH_MESH_SOCK_H
 #define SOCKMESH_MESH_SOCK_H
@@ -43,24 +43,5 @@ struct mesh_sock {
 	__u32 reported_retrans;
 	__u32 _pad2;
 };
-
-/* 64 bytes, release 0.1 (stop 6): no reported_* (its agent kept those in memory). */
-struct mesh_sock_v1 {
-	__u32 vip[4];
-	__u16 vport;
-	__u16 _pad0;
-	__u32 svc_id;
-	__u32 backend_id;
-	__u32 flags;
-	__u32 srtt_min_us;
-	__u32 srtt_max_us;
-	__u32 connect_us;
-	__u32 _pad1;
-	__u64 start_ns;
-	__u64 last_report_ns;
-};
-
-/* src/dataplane/upgrade.ts MIGRATIONS names the old layouts by size. */
-_Static_assert(sizeof(struct mesh_sock_v1) == 64, "mesh_sock_v1 is the 64-byte layout release 0.1 pinned");
 
 #endif

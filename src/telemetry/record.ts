@@ -2,7 +2,7 @@
  * A connection record as the agent uses it, decoded once from the kernel's
  * mesh_conn_event (src/bpf/layouts/mesh.ts). Kinds are a discriminated union.
  */
-import { MeshConnEvent, MESH_CLOSE_CAUSES, CloseCause, MeshEventKind, MESH_REC_FIRST } from '../bpf/layouts/mesh';
+import { MeshConnEvent, MeshConnEventV1, MESH_CLOSE_CAUSES, CloseCause, MeshEventKind, MESH_REC_FIRST } from '../bpf/layouts/mesh';
 import { formatAddr } from '../dataplane/addr';
 
 interface RecordBase {
@@ -98,9 +98,31 @@ function addrAt(b: Buffer, off: number): string {
   return t;
 }
 
+/**
+ * A record of release 0.1's layout (left in the ring by its programs until
+ * an upgrade swapped them out), rewritten in the current layout: its fields
+ * by name, counted as that release's agent counted it - everything in it new.
+ * Copied rather than decoded by a second view, so the hot path stays
+ * monomorphic.
+ */
+const v1Scratch = Buffer.alloc(MeshConnEvent.size);
+const V1_COPIES = MeshConnEventV1.fields.filter((f) => !f.name.startsWith('_pad'))
+  .map((f) => [f.offset, MeshConnEvent.field(f.name as Parameters<typeof MeshConnEvent.field>[0]).offset, f.size] as const);
+const FLAGS_OFFSET = MeshConnEvent.field('flags').offset;
+
+function fromV1(buf: Buffer, off: number): Buffer {
+  v1Scratch.fill(0);
+  for (const [from, to, size] of V1_COPIES) buf.copy(v1Scratch, to, off + from, off + from + size);
+  v1Scratch[FLAGS_OFFSET] = MESH_REC_FIRST;
+  return v1Scratch;
+}
+
 /** Decodes one record; a malformed one (wrong size, unknown kind) throws RecordDecodeError. */
 export function decodeRecord(buf: Buffer, off: number, len: number): ConnectionRecord {
-  if (len !== MeshConnEvent.size) throw new RecordDecodeError(`record of ${len} bytes, expected ${MeshConnEvent.size}`);
+  if (len !== MeshConnEvent.size) {
+    if (len === MeshConnEventV1.size) return decodeRecord(fromV1(buf, off), 0, MeshConnEvent.size);
+    throw new RecordDecodeError(`record of ${len} bytes, expected ${MeshConnEvent.size} (or ${MeshConnEventV1.size} from release 0.1)`);
+  }
   const e = view.at(buf, off);
   const kind = e.kind;
   const svc = e.svc_id;

@@ -8,6 +8,7 @@
 #include "common.h"
 #include "mesh.h"
 #include "mesh_sock.h"
+#include "mesh_legacy.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

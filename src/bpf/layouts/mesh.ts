@@ -64,6 +64,36 @@ export const MeshConnEvent = struct('mesh_conn_event', {
   prior_retransmits: 'u32',
 });
 
+/** The record release 0.1 wrote (bpf/mesh_legacy.h): an upgraded agent still reads those left in the ring. */
+export const MeshConnEventV1 = struct('mesh_conn_event_v1', {
+  cookie: 'u64',
+  cgroup_id: 'u64n',
+  start_ns: 'u64n',
+  duration_ns: 'u64n',
+  bytes_sent: 'u64n',
+  bytes_received: 'u64n',
+  saddr: ['u32', 4],
+  daddr: ['u32', 4],
+  vip: ['u32', 4],
+  sport: 'u16',
+  dport: 'u16',
+  vport: 'u16',
+  family: 'u16',
+  svc_id: 'u32',
+  backend_id: 'u32',
+  connect_us: 'u32',
+  srtt_last_us: 'u32',
+  srtt_min_us: 'u32',
+  srtt_max_us: 'u32',
+  retransmits: 'u32',
+  error: 'i32',
+  kind: 'u8',
+  client: 'u8',
+  close_cause: 'u8',
+  _pad0: 'u8',
+  _pad1: 'u32',
+});
+
 /** mesh_conn_event.flags */
 export const MESH_REC_FIRST = 1;
 

@@ -1,0 +1,49 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { MeshConnEvent, MeshConnEventV1, MESH_REC_FIRST } from '../../../src/bpf/layouts/mesh';
+import { decodeRecord, RecordDecodeError } from '../../../src/telemetry/record';
+
+/** 10.0.0.5 as the kernel stores it: IPv4-mapped, network order. */
+const V4 = [0, 0, 0xffff0000, 0x0500000a];
+const FIELDS = {
+  cookie: 99n, cgroup_id: 1234, start_ns: 5_000, duration_ns: 7_000, bytes_sent: 3_000, bytes_received: 9_000,
+  saddr: V4, daddr: V4, vip: [0, 0, 0, 0], sport: 40_000, dport: 8080, vport: 0, family: 2,
+  svc_id: 0, backend_id: 0, connect_us: 40, srtt_last_us: 30, srtt_min_us: 20, srtt_max_us: 50, retransmits: 4, error: 0,
+  kind: 0, client: 1, close_cause: 1,
+};
+
+/** At an offset inside a larger buffer, as records sit in the ring. */
+function inRing(record: Buffer): { buf: Buffer; off: number } {
+  const buf = Buffer.alloc(record.length + 24, 0xee);
+  record.copy(buf, 16);
+  return { buf, off: 16 };
+}
+
+test('a record says what is new since the connection\'s previous one', () => {
+  const rec = MeshConnEvent.encode({ ...FIELDS, prior_bytes_sent: 1_000, prior_bytes_received: 8_500, prior_retransmits: 1, flags: 0 });
+  const { buf, off } = inRing(rec);
+  const r = decodeRecord(buf, off, rec.length);
+  assert.equal(r.kind, 'close');
+  assert.deepEqual([r.bytesSent, r.bytesReceived, r.retransmits], [3_000, 9_000, 4]);
+  assert.deepEqual([r.first, r.newBytesSent, r.newBytesReceived, r.newRetransmits], [false, 2_000, 500, 3]);
+  assert.equal(r.local.address, '10.0.0.5');
+  const first = decodeRecord(MeshConnEvent.encode({ ...FIELDS, flags: MESH_REC_FIRST }), 0, MeshConnEvent.size);
+  assert.deepEqual([first.first, first.newBytesSent], [true, 3_000]);
+});
+
+test('a record release 0.1 left in the ring decodes, counted as that release counted it', () => {
+  const old = MeshConnEventV1.encode(FIELDS);
+  assert.equal(old.length, 144);
+  const { buf, off } = inRing(old);
+  const r = decodeRecord(buf, off, old.length);
+  const now = decodeRecord(MeshConnEvent.encode({ ...FIELDS, flags: MESH_REC_FIRST }), 0, MeshConnEvent.size);
+  assert.deepEqual(r, now, 'the same record as the current layout would carry for a first report');
+  // The next current-layout record decodes from the ring again, not from the scratch copy.
+  const next = MeshConnEvent.encode({ ...FIELDS, cookie: 100n, saddr: [0, 0, 0xffff0000, 0x0600000a], flags: MESH_REC_FIRST });
+  assert.equal(decodeRecord(next, 0, next.length).local.address, '10.0.0.6');
+});
+
+test('a record of any other size is refused with both sizes it knows', () => {
+  assert.throws(() => decodeRecord(Buffer.alloc(152), 0, 152), (err: unknown) =>
+    err instanceof RecordDecodeError && /record of 152 bytes, expected 160 \(or 144 from release 0\.1\)/.test(err.message));
+});
