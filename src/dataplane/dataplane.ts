@@ -17,6 +17,7 @@ import { BpfMap, BpfObjectSpec, Collection, Link, mapTypeName, objectPath, nativ
 import { MeshCounter, MeshVerdictKey } from '../bpf/layouts/mesh';
 import { REPLACING_SUFFIX } from '../bpf/pins';
 import { cgroup2Root } from '../platform/cgroup';
+import { DataplaneError } from './errors';
 import { copyEntries, CopyResult, definitionOf, MapDefinition, MapStep, migrateSocketStorage, planMaps } from './upgrade';
 import type { MeshMaps } from './writer';
 
@@ -100,11 +101,11 @@ export class Dataplane {
   /** Installs, or adopts what an earlier agent pinned. */
   static open(opts: DataplaneOptions): Dataplane {
     const root = cgroup2Root();
-    if (!root) throw new Error('no cgroup v2 mount: sockmesh needs cgroup v2 (see `sockmesh doctor`)');
+    if (!root) throw new DataplaneError('ENOCGROUP2', 'no cgroup v2 mount: sockmesh needs cgroup v2 (see `sockmesh doctor`)');
     if (path.resolve(opts.cgroupPath) === path.resolve(root)) {
-      throw new Error(`refusing to attach to the cgroup v2 root ${root}: give the cgroup that holds the mesh's workloads`);
+      throw new DataplaneError('EROOTCGROUP', `refusing to attach to the cgroup v2 root ${root}: give the cgroup that holds the mesh's workloads`);
     }
-    if (!fs.existsSync(opts.cgroupPath)) throw new Error(`cgroup ${opts.cgroupPath} does not exist: create it or fix agent.cgroupRoot`);
+    if (!fs.existsSync(opts.cgroupPath)) throw new DataplaneError('ENOCGROUP', `cgroup ${opts.cgroupPath} does not exist: create it or fix agent.cgroupRoot`);
     return Dataplane.pinned(opts.bpffsDir) ? Dataplane.adopt(opts) : Dataplane.install(opts);
   }
 
@@ -170,7 +171,7 @@ export class Dataplane {
     if (rebuilt.length && !opts.populate) {
       closeOld();
       spec.close();
-      throw new Error(`upgrading ${dir} rebuilds ${rebuilt.map((s) => `${s.name} (${s.reason})`).join(', ')} from the mesh file, ` +
+      throw new DataplaneError('EUPGRADE', `upgrading ${dir} rebuilds ${rebuilt.map((s) => `${s.name} (${s.reason})`).join(', ')} from the mesh file, ` +
         'and there is no valid mesh file: the running programs are unchanged; fix the mesh file and start the agent again');
     }
     for (const s of plan.steps) if (s.action === 'adopt') spec.reuseMap(s.name, old.get(s.name)!);

@@ -17,6 +17,7 @@ import { MappedRingReader } from '../../../src/bpf/mapped-ring';
 import { BPF_OUTPUT_DIR } from '../../../src/bpf/objects';
 import { Dataplane, DataplaneOptions, MESH_HOOKS, ReplacedMap } from '../../../src/dataplane/dataplane';
 import { desiredState } from '../../../src/dataplane/desired';
+import { DataplaneError } from '../../../src/dataplane/errors';
 import { applyDesired, readFrontends } from '../../../src/dataplane/writer';
 import { ScratchCgroup } from '../../../src/platform/cgroup';
 import { collect, spawnInCgroup } from '../../helpers/child';
@@ -138,8 +139,8 @@ test('upgrades that redefine pinned maps keep every connect working and carry th
     //    new layout) need the mesh file: refused without it, nothing touched.
     fs.rmSync(path.join(dir, 'maps', 'slots'));
     const beforeRefusal = linkIds(dir);
-    assert.throws(() => Dataplane.open({ ...base, ringBytes: 2 << 20 }),
-      /rebuilds services \(rebuilt with slots\), slots \(not pinned \(new in this version\)\) from the mesh file, and there is no valid mesh file: the running programs are unchanged/);
+    assert.throws(() => Dataplane.open({ ...base, ringBytes: 2 << 20 }), (err: unknown) => err instanceof DataplaneError && err.code === 'EUPGRADE' &&
+      /rebuilds services \(rebuilt with slots\), slots \(not pinned \(new in this version\)\) from the mesh file, and there is no valid mesh file: the running programs are unchanged/.test(err.message));
     assert.deepEqual(linkIds(dir), beforeRefusal, 'the running programs stay');
     assert.equal(mapInfo(dir, 'services').id, servicesId);
 
