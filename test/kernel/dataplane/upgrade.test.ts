@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BpfMap, Link } from '../../../src/bpf';
+import { BpfMap, BpfObjectSpec, Link, native } from '../../../src/bpf';
 import { MappedRingReader } from '../../../src/bpf/mapped-ring';
 import { BPF_OUTPUT_DIR } from '../../../src/bpf/objects';
 import { Dataplane, DataplaneOptions, MESH_HOOKS, ReplacedMap } from '../../../src/dataplane/dataplane';
@@ -95,10 +95,17 @@ test('upgrades that redefine pinned maps keep every connect working and carry th
     await new Promise((r) => setTimeout(r, 500)); // records pile up in the old ring
 
     // 1. This version over it: a map it adds (udp_rev's pin gone stands for
-    //    one), a pin it no longer has, a hook it adds, a bigger ring and slot table.
+    //    one), a map and a hook it no longer has, a hook it adds, a bigger
+    //    ring and slot table.
     fs.rmSync(path.join(dir, 'maps', 'udp_rev'));
     const legacy = spawnSync('bpftool', ['map', 'create', path.join(dir, 'maps', 'legacy_stats'), 'type', 'array', 'key', '4', 'value', '8', 'entries', '1', 'name', 'legacy_stats'], { encoding: 'utf8' });
     assert.equal(legacy.status, 0, legacy.stderr);
+    const legacyObj = BpfObjectSpec.open(path.join(BPF_OUTPUT_DIR, 'sock_v1.bpf.o')).load();
+    const legacyHook = legacyObj.program('sock_v1_ops').attachCgroup(sub.path, native().constants.attachType.CGROUP_SOCK_OPS);
+    legacyHook.pin(path.join(dir, 'links', 'legacy_sockops'));
+    const legacyProg = legacyHook.info().progId!;
+    legacyHook.close();
+    legacyObj.close();
     const gp6 = Link.fromPin(path.join(dir, 'links', 'getpeername6'));
     gp6.detach(); // an empty hook the new version fills
     const linksBefore = linkIds(dir);
@@ -109,7 +116,9 @@ test('upgrades that redefine pinned maps keep every connect working and carry th
     if (v1.outcome.kind !== 'adopted') return;
     assert.deepEqual(steps(v1.outcome.replacedMaps), { slots: 'copy', udp_rev: 'fresh', events: 'drain' });
     assert.deepEqual(v1.outcome.replacedMaps.find((r) => r.name === 'slots')!.copy, { copied: 2, dropped: 0 });
-    assert.deepEqual(v1.outcome.removed, ['maps/legacy_stats']);
+    assert.deepEqual(v1.outcome.removed, ['maps/legacy_stats', 'links/legacy_sockops']);
+    const onSub = spawnSync('bpftool', ['cgroup', 'show', sub.path, '-j'], { encoding: 'utf8' });
+    assert.ok(!(JSON.parse(onSub.stdout.trim() || '[]') as { id: number }[]).some((p) => p.id === legacyProg), 'the hook this version lacks is detached');
     assert.deepEqual(v1.outcome.attached, ['getpeername6']);
     assert.equal(populated, 0, 'nothing rebuilt: everything could be adopted or copied');
     assert.equal(mapInfo(dir, 'slots').maxEntries, 262144, 'the pin names the new slot table');
