@@ -18,7 +18,7 @@ import { MeshCounter, MeshVerdictKey } from '../bpf/layouts/mesh';
 import { REPLACING_SUFFIX } from '../bpf/pins';
 import { cgroup2Root } from '../platform/cgroup';
 import { DataplaneError } from './errors';
-import { copyEntries, CopyResult, definitionOf, MapDefinition, MapStep, migrateSocketStorage, planMaps } from './upgrade';
+import { copyEntries, CopyResult, definitionOf, MapDefinition, MapStep, planMaps, SocketStorageMigration } from './upgrade';
 import type { MeshMaps } from './writer';
 
 export const MESH_MAPS = ['services', 'slots', 'svc_verdicts', 'udp_rev', 'events', 'counters', 'sock_info'] as const;
@@ -180,6 +180,7 @@ export class Dataplane {
     const maps = {} as Record<MeshMapName, BpfMap>;
     const links = new Map<string, Link>();
     const leaving: Link[] = [];
+    const migrations: [ReplacedMap, SocketStorageMigration][] = [];
     try {
       coll = spec.load();
       for (const name of MESH_MAPS) maps[name] = step.get(name)!.action === 'adopt' ? old.get(name)! : coll.map(name);
@@ -190,12 +191,16 @@ export class Dataplane {
         replaced.push(s.action === 'copy' ? { ...s, copy: copyEntries(old.get(s.name)!, maps[s.name as MeshMapName]) } : { ...s });
       }
       if (rebuilt.length) opts.populate!({ services: maps.services, slots: maps.slots });
+      // Socket-state migrations pass the verifier now, while nothing has changed yet.
+      for (const r of replaced) {
+        if (r.action === 'migrate') migrations.push([r, SocketStorageMigration.prepare(old.get(r.name)!, maps[r.name as MeshMapName], r.name, r.via!)]);
+      }
 
       const { attached, moved } = Dataplane.swapHooks(coll, opts, links, leaving);
       for (const l of leaving) l.detach();
       // Socket state converts now that no old program changes it; sockets the
       // new programs met in between (new ones) keep what those wrote.
-      for (const r of replaced) if (r.action === 'migrate') r.migrated = migrateSocketStorage(old.get(r.name)!, maps[r.name as MeshMapName], r.name, r.via!);
+      for (const [r, m] of migrations) r.migrated = m.run();
       // Now no program uses a replaced map: re-point the pins, drop the stale ones.
       for (const s of replaced) maps[s.name as MeshMapName].pinReplacing(path.join(dir, 'maps', s.name));
       const removed = Dataplane.removeStalePins(dir, plan.stale);
@@ -214,6 +219,8 @@ export class Dataplane {
       closeOld();
       for (const l of [...links.values(), ...leaving]) l.close();
       throw err;
+    } finally {
+      for (const [, m] of migrations) m.close();
     }
   }
 

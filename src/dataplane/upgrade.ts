@@ -21,7 +21,7 @@
  * Pins under maps/ that this version no longer has are `stale`: removed once
  * every hook runs the new programs.
  */
-import { BpfObjectSpec, objectPath } from '../bpf';
+import { BpfObjectSpec, Collection, Link, objectPath } from '../bpf';
 import { BpfError } from '../bpf/errors';
 import type { BpfMap } from '../bpf/map';
 import type { NativeMapSpec } from '../bpf/native';
@@ -156,22 +156,35 @@ export function copyEntries(from: BpfMap, to: BpfMap): CopyResult {
 }
 
 /**
- * Converts every entry of socket storage `from` (an earlier layout) into `to`
- * with `program` of bpf/mesh_migrate.bpf.c; returns how many sockets it
- * carried over. Sockets `to` already tracks are left as they are.
+ * Converts socket storage `from` (an earlier layout) into `to` with a
+ * program of bpf/mesh_migrate.bpf.c. Loaded and attached - verifier and
+ * attach checks passed - before any hook switches, so a refusal changes
+ * nothing; run once the hooks use `to`. Sockets `to` already tracks are left
+ * as they are.
  */
-export function migrateSocketStorage(from: BpfMap, to: BpfMap, name: string, program: string): number {
-  const spec = BpfObjectSpec.open(objectPath('mesh_migrate')).only([program]);
-  spec.reuseMap(name, to);
-  const coll = spec.load();
-  try {
-    const it = coll.program(program).attachIterator(from);
+export class SocketStorageMigration {
+  private constructor(private readonly coll: Collection, private readonly iter: Link) {}
+
+  static prepare(from: BpfMap, to: BpfMap, name: string, program: string): SocketStorageMigration {
+    const spec = BpfObjectSpec.open(objectPath('mesh_migrate')).only([program]);
+    spec.reuseMap(name, to);
+    const coll = spec.load();
     try {
-      return it.runIterator(); // one byte per socket
-    } finally {
-      it.close();
+      return new SocketStorageMigration(coll, coll.program(program).attachIterator(from));
+    } catch (err) {
+      coll.close();
+      throw err;
     }
-  } finally {
-    coll.close();
+  }
+
+  /** How many sockets it carried over (the program writes one byte per socket). */
+  run(): number {
+    return this.iter.runIterator();
+  }
+
+  /** Idempotent. */
+  close(): void {
+    this.iter.close();
+    this.coll.close();
   }
 }

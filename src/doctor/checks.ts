@@ -609,23 +609,29 @@ function attachPhase(cgroupRoot: string | undefined, progress: ProgressFn, addon
 
 /** Every check, in display order. Never throws for a kernel refusal: that is a row. */
 /**
- * The real thing: every program of the agent's own object (bpf/mesh.bpf.o)
- * through the verifier of this kernel. Nothing is attached.
+ * The real thing: every program of the agent's own objects (bpf/mesh.bpf.o,
+ * and bpf/mesh_migrate.bpf.o that an upgrade runs) through the verifier of
+ * this kernel. Nothing is attached.
  */
 export function checkMeshLoads(): CheckResult {
   const row = 'load mesh programs';
-  let coll: Collection | undefined;
-  try {
-    coll = BpfObjectSpec.open(objectPath('mesh')).load();
-    return ok('attach', row, `${coll.programs.length} programs of bpf/mesh.bpf.o verified and loaded, then closed`);
-  } catch (err) {
-    const fix = err instanceof VerifierError
-      ? `the verifier refused ${err.program}: ${err.log.trim().split('\n').slice(-2).join(' | ')}; report it with \`sockmesh doctor -o json\``
-      : `${errorText(err)}; ${DEBUG_HINT}`;
-    return fail('attach', row, `bpf/mesh.bpf.o did not load: ${errorText(err)}`, fix);
-  } finally {
-    coll?.close();
+  const objects = ['mesh', 'mesh_migrate'];
+  let programs = 0;
+  for (const name of objects) {
+    let coll: Collection | undefined;
+    try {
+      coll = BpfObjectSpec.open(objectPath(name)).load();
+      programs += coll.programs.length;
+    } catch (err) {
+      const fix = err instanceof VerifierError
+        ? `the verifier refused ${err.program}: ${err.log.trim().split('\n').slice(-2).join(' | ')}; report it with \`sockmesh doctor -o json\``
+        : `${errorText(err)}; ${DEBUG_HINT}`;
+      return fail('attach', row, `bpf/${name}.bpf.o did not load: ${errorText(err)}`, fix);
+    } finally {
+      coll?.close();
+    }
   }
+  return ok('attach', row, `${programs} programs of ${objects.map((o) => `bpf/${o}.bpf.o`).join(' and ')} verified and loaded, then closed`);
 }
 
 export function runDoctor(opts: DoctorOptions = {}): CheckResult[] {
