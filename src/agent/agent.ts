@@ -130,14 +130,17 @@ export class Agent implements AgentView {
     this.readRetiredRing();
     // Open connections report every interval, idle ones included: run the
     // kernel's iterator at half the interval so no report is more than 1.5 late.
+    // Once now as well: status has its open-connection count from the start.
     const dp = this.dp;
-    this.reportTimer = setInterval(() => {
+    const report = (): void => {
       try {
         this.openConnections = dp.reportOpenConnections();
       } catch (err) {
         log.warn('reporting open connections failed', { err });
       }
-    }, Math.max(50, Math.floor(settings.reportIntervalMs / 2)));
+    };
+    report();
+    this.reportTimer = setInterval(report, Math.max(50, Math.floor(settings.reportIntervalMs / 2)));
     this.reportTimer.unref();
     if (this.opts.watch ?? true) this.watch();
   }

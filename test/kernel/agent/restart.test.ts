@@ -211,6 +211,9 @@ test('counters stay exact across a SIGKILL and restart: a connection\'s bytes ar
     const second = AgentProc.start(env.args);
     cleanup.defer('second agent', () => second.kill('SIGKILL'));
     await second.waitForLog('agent running');
+    const apiSocket = env.args[env.args.indexOf('--api-socket') + 1]!;
+    const status = JSON.parse(agentCli(['status', '--socket', apiSocket, '-o', 'json'])) as { openConnections: number };
+    assert.equal(status.openConnections, 2, 'both sides of the connection, counted by the kernel at start');
     client.stdin!.write('close\n');
     await done;
     await waitFor(async () => {
