@@ -1,7 +1,8 @@
 /**
  * What an agent does with the maps an earlier agent pinned, when the programs
  * it loads now may define them differently (an upgrade, or a changed setting
- * such as the ring size). Decided before anything is loaded, as data:
+ * such as the ring size). planMaps decides, as data, before anything is
+ * loaded; copyEntries and SocketStorageMigration carry contents over:
  *
  *   adopt    same definition: the new programs use the pinned map itself
  *   copy     changed definition, same key and value sizes: a new map, filled
@@ -15,8 +16,8 @@
  *            old one once no program writes to it
  *   migrate  socket storage of a layout an earlier release pinned: a new map,
  *            each open connection's state converted into it by a program of
- *            bpf/mesh_migrate.bpf.c right after the swap (the new programs
- *            find it from then on)
+ *            bpf/mesh_migrate.bpf.c (verified before the swap, run right
+ *            after it, when no old program changes the old state any more)
  *
  * Pins under maps/ that this version no longer has are `stale`: removed once
  * every hook runs the new programs.
