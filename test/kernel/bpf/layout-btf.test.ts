@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { LAYOUTS } from '../../../src/bpf/layouts';
 import { BPF_OUTPUT_DIR } from '../../../src/bpf/objects';
+import { MIGRATIONS } from '../../../src/dataplane/upgrade';
 import { readBtfStruct } from '../../helpers/btf';
 
 function unavailable(): string | undefined {
@@ -41,3 +42,25 @@ for (const { object, layouts } of LAYOUTS) {
     });
   }
 }
+
+/*
+ * The per-socket state outlives the agent: an upgrade that finds another
+ * layout pinned converts it only if a migration exists. This snapshot makes
+ * a change to struct mesh_sock fail here until that migration is written.
+ */
+const MESH_SOCK = 'vip@0 vport@16 _pad0@18 svc_id@20 backend_id@24 flags@28 srtt_min_us@32 srtt_max_us@36 connect_us@40 _pad1@44 ' +
+  'start_ns@48 last_report_ns@56 reported_sent@64 reported_received@72 reported_retrans@80 _pad2@84 (88 bytes)';
+
+test('struct mesh_sock is the layout upgrades migrate to (a change needs a migration)', (t) => {
+  const why = unavailable();
+  if (why) {
+    if (process.env.CI === 'true') throw new Error(why);
+    t.skip(why);
+    return;
+  }
+  const btf = readBtfStruct(`${BPF_OUTPUT_DIR}/mesh.bpf.o`, 'mesh_sock')!;
+  const now = `${btf.members.map((m) => `${m.name}@${m.offset}`).join(' ')} (${btf.size} bytes)`;
+  assert.equal(now, MESH_SOCK, 'struct mesh_sock changed: keep the previous layout in bpf/mesh_legacy.h, convert it with a program in ' +
+    'bpf/mesh_migrate.bpf.c named in MIGRATIONS (src/dataplane/upgrade.ts), test it like test/kernel/dataplane/migrate.test.ts, then update this snapshot');
+  assert.equal(MIGRATIONS.sock_info?.[btf.size], undefined, 'no migration claims the current size');
+});

@@ -47,3 +47,11 @@ test('a record of any other size is refused with both sizes it knows', () => {
   assert.throws(() => decodeRecord(Buffer.alloc(152), 0, 152), (err: unknown) =>
     err instanceof RecordDecodeError && /record of 152 bytes, expected 160 \(or 144 from release 0\.1\)/.test(err.message));
 });
+
+test('the record layout is the one this release writes (a change needs the previous one readable)', () => {
+  // Records outlive the agent in the pinned ring: an upgraded agent must read
+  // the previous release's. Changing mesh_conn_event means keeping the old one
+  // in bpf/mesh_legacy.h, reading it in decodeRecord, then updating this size.
+  assert.equal(MeshConnEvent.size, 160, 'struct mesh_conn_event changed: keep the previous layout readable first');
+  assert.notEqual(MeshConnEventV1.size, MeshConnEvent.size, 'sizes tell the layouts apart');
+});
