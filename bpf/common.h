@@ -34,5 +34,8 @@
 #ifndef ENOSPC
 #define ENOSPC 28
 #endif
+#ifndef EALREADY
+#define EALREADY 114
+#endif
 
 #endif

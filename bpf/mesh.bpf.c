@@ -401,20 +401,39 @@ static __always_inline void fill_endpoints_sk(struct mesh_conn_event *e, struct 
 	e->dport = bpf_ntohs(sk->__sk_common.skc_dport);
 }
 
-/* Called once a record is reserved, so it is written: the next one counts from here. */
-static __always_inline void fill_prior(struct mesh_conn_event *e, struct mesh_sock *st)
+/*
+ * Called once a record is reserved, so it will be written: it carries the
+ * previous record's totals and the next one counts from its own. Returns
+ * -EALREADY for an interim record of a connection whose close record was
+ * written meanwhile (the caller discards it: the close counted everything).
+ */
+static __always_inline int fill_prior(struct mesh_conn_event *e, struct mesh_sock *st, int interim)
 {
-	if (st->flags & SOCK_REPORTED) {
-		e->prior_bytes_sent = st->reported_sent;
-		e->prior_bytes_received = st->reported_received;
-		e->prior_retransmits = st->reported_retrans;
+	__u64 sent = e->bytes_sent, received = e->bytes_received, psent, preceived;
+	__u32 retrans = e->retransmits, pretrans, reports;
+
+	bpf_spin_lock(&st->lock);
+	if (interim && (st->flags & SOCK_CLOSED)) {
+		bpf_spin_unlock(&st->lock);
+		return -EALREADY;
+	}
+	psent = st->reported_sent;
+	preceived = st->reported_received;
+	pretrans = st->reported_retrans;
+	reports = st->reports;
+	st->reported_sent = sent;
+	st->reported_received = received;
+	st->reported_retrans = retrans;
+	st->reports = reports + 1;
+	bpf_spin_unlock(&st->lock);
+	if (reports) {
+		e->prior_bytes_sent = psent;
+		e->prior_bytes_received = preceived;
+		e->prior_retransmits = pretrans;
 	} else {
 		e->flags = MESH_REC_FIRST;
 	}
-	st->reported_sent = e->bytes_sent;
-	st->reported_received = e->bytes_received;
-	st->reported_retrans = e->retransmits;
-	st->flags |= SOCK_REPORTED;
+	return 0;
 }
 
 /* What every record says about the connection beyond its endpoints and counters. */
@@ -443,8 +462,8 @@ static __always_inline void fill_state(struct mesh_conn_event *e, struct mesh_so
  * the close cause, from the socket: one filler for the close callback and the
  * iterator. state: the state before CLOSE, or now for an open connection.
  */
-static __always_inline void fill_record(struct mesh_conn_event *e, struct tcp_sock *tp, struct mesh_sock *st,
-					__u32 state, __u64 now, __u8 kind)
+static __always_inline int fill_record(struct mesh_conn_event *e, struct tcp_sock *tp, struct mesh_sock *st,
+				       __u32 state, __u64 now, __u8 kind)
 {
 	e->cgroup_id = sock_cgroup_id(tp);
 	e->bytes_sent = acked_payload(tp->bytes_acked, tp->snd_una, tp->snd_nxt, state, !!(st->flags & SOCK_CLIENT));
@@ -452,7 +471,7 @@ static __always_inline void fill_record(struct mesh_conn_event *e, struct tcp_so
 	fill_endpoints_sk(e, &tp->inet_conn.icsk_inet.sk);
 	fill_state(e, st, tp->srtt_us >> 3, now, kind);
 	e->retransmits = tp->total_retrans;
-	fill_prior(e, st);
+	return fill_prior(e, st, kind == MESH_EV_INTERIM);
 }
 
 static __always_inline struct mesh_conn_event *reserve_event(void)
@@ -488,7 +507,7 @@ static __always_inline int emit(struct bpf_sock_ops *skops, struct mesh_sock *st
 		return -ENOSPC;
 	sk_err = tp->inet_conn.icsk_inet.sk.sk_err;
 	e->cookie = bpf_get_socket_cookie(skops);
-	fill_record(e, tp, st, state, now, kind);
+	fill_record(e, tp, st, state, now, kind); /* a close is never refused */
 	if (kind == MESH_EV_CLOSE)
 		e->close_cause = close_cause(state, sk_err, skops);
 	e->error = sk_err;
@@ -587,13 +606,17 @@ SEC("iter/bpf_sk_storage_map")
 int mesh_report_open(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
 	struct sock *sk = ctx->sk;
-	struct mesh_sock *st = ctx->value;
 	struct mesh_conn_event *e;
+	struct mesh_sock *st;
 	struct tcp_sock *tp;
 	__u64 now;
 	__u8 state;
 
-	if (!sk || !st || !(st->flags & SOCK_TRACKED) || (st->flags & SOCK_CLOSED))
+	if (!sk || !ctx->value)
+		return 0;
+	/* The same storage as ctx->value, as a map value: what the lock needs. */
+	st = bpf_sk_storage_get(&sock_info, sk, 0, 0);
+	if (!st || !(st->flags & SOCK_TRACKED) || (st->flags & SOCK_CLOSED))
 		return 0;
 	state = sk->__sk_common.skc_state;
 	if (state == BPF_TCP_SYN_SENT || state == BPF_TCP_SYN_RECV || state == BPF_TCP_CLOSE ||
@@ -611,7 +634,10 @@ int mesh_report_open(struct bpf_iter__bpf_sk_storage_map *ctx)
 		return 0;
 	st->last_report_ns = now;
 	e->cookie = bpf_get_socket_cookie(sk);
-	fill_record(e, tp, st, state, now, MESH_EV_INTERIM);
+	if (fill_record(e, tp, st, state, now, MESH_EV_INTERIM)) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
 	submit_event(e);
 	return 0;
 }

@@ -52,7 +52,7 @@ static __always_inline void from_v1(struct mesh_sock *st, const struct mesh_sock
 	st->reported_sent = acked_payload(tp->bytes_acked, tp->snd_una, tp->snd_nxt, state, !!(old->flags & SOCK_CLIENT));
 	st->reported_received = received_payload(tp->bytes_received, tp);
 	st->reported_retrans = tp->total_retrans;
-	st->flags |= SOCK_REPORTED;
+	st->reports = 1;
 }
 
 SEC("iter/bpf_sk_storage_map")

@@ -14,7 +14,6 @@
 #define SOCK_TRACKED   (1u << 2) /* sockops callbacks enabled */
 #define SOCK_CLOSED    (1u << 3) /* close record sent: report once */
 #define SOCK_RTT_SEEN  (1u << 4)
-#define SOCK_REPORTED  (1u << 5) /* a record was written: reported_* hold its totals */
 
 /* The socket storage map, one definition for the mesh, its migrations and the tests' old layouts. */
 #define MESH_SOCK_STORAGE(name, value_type)                 \
@@ -38,9 +37,19 @@ struct mesh_sock {
 	__u32 _pad1;
 	__u64 start_ns;
 	__u64 last_report_ns;
+	/*
+	 * The totals of the last record written (reports: how many), which the
+	 * next record carries as prior_*. Both the sockops close and the report
+	 * iterator write records, on different CPUs and without a common lock:
+	 * these, and the close check, change only under `lock`. `flags` belongs
+	 * to the sockops side (serialized by the socket lock): the iterator only
+	 * reads it.
+	 */
 	__u64 reported_sent;
 	__u64 reported_received;
 	__u32 reported_retrans;
+	__u32 reports;
+	struct bpf_spin_lock lock;
 	__u32 _pad2;
 };
 

@@ -49,7 +49,7 @@ for (const { object, layouts } of LAYOUTS) {
  * a change to struct mesh_sock fail here until that migration is written.
  */
 const MESH_SOCK = 'vip@0 vport@16 _pad0@18 svc_id@20 backend_id@24 flags@28 srtt_min_us@32 srtt_max_us@36 connect_us@40 _pad1@44 ' +
-  'start_ns@48 last_report_ns@56 reported_sent@64 reported_received@72 reported_retrans@80 _pad2@84 (88 bytes)';
+  'start_ns@48 last_report_ns@56 reported_sent@64 reported_received@72 reported_retrans@80 reports@84 lock@88 _pad2@92 (96 bytes)';
 
 test('struct mesh_sock is the layout upgrades migrate to (a change needs a migration)', (t) => {
   const why = unavailable();

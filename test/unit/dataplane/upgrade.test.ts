@@ -13,7 +13,7 @@ const NOW: Record<string, MapDefinition> = {
   udp_rev: { type: 9, keySize: 32, valueSize: 20, maxEntries: 65536, flags: 0 },
   events: { type: 27, keySize: 0, valueSize: 0, maxEntries: 4 << 20, flags: 0 },
   counters: { type: 6, keySize: 4, valueSize: 8, maxEntries: 8, flags: 0 },
-  sock_info: { type: 24, keySize: 4, valueSize: 88, maxEntries: 0, flags: 1 },
+  sock_info: { type: 24, keySize: 4, valueSize: 96, maxEntries: 0, flags: 1 },
 };
 
 function plan(pinned: Record<string, MapDefinition | undefined>): MapPlan {
@@ -54,13 +54,13 @@ test('a table whose values or type changed starts empty, as does socket storage 
   })), {
     svc_verdicts: 'fresh: definition changed: valueSize 16 -> 8',
     udp_rev: 'fresh: definition changed: type HASH -> LRU_HASH',
-    sock_info: 'fresh: definition changed: valueSize 56 -> 88',
+    sock_info: 'fresh: definition changed: valueSize 56 -> 96',
   });
 });
 
 test('socket storage of a layout an earlier release pinned is migrated by its program', () => {
   const p = plan({ sock_info: { ...NOW.sock_info!, valueSize: 64 } });
-  assert.deepEqual(changes(p), { sock_info: 'migrate: definition changed: valueSize 64 -> 88' });
+  assert.deepEqual(changes(p), { sock_info: 'migrate: definition changed: valueSize 64 -> 96' });
   assert.equal(p.steps.find((s) => s.name === 'sock_info')!.via, 'mesh_migrate_sock_v1');
 });
 
