@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Upgrade check before a release: the agent of an older revision serves a VIP
+# under load, with one long-lived connection open; it is stopped and this
+# tree's agent starts on its pins. PASS needs: no failed connect, the
+# adopting start logged, no malformed record, and the long-lived
+# connection's close reported by the new agent with its VIP and every byte.
+#
+#   scripts/upgrade-check.sh OLD_REV        (as root; this tree built first)
+#
+# Everything runs on loopback (VIP 127.77.0.200, backend 127.0.0.1:18200) in
+# a cgroup the script creates; the old revision is built in a temporary
+# worktree. All of it - processes (by PID), pins, cgroup, worktree - is
+# removed at exit, also on failure.
+set -euo pipefail
+
+OLD_REV=${1:?usage: scripts/upgrade-check.sh OLD_REV}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NEW_CLI="$ROOT/dist/src/cli/main.js"
+[ -f "$NEW_CLI" ] || { echo "upgrade-check: $NEW_CLI missing: run scripts/setup.sh (or npm run build) first" >&2; exit 2; }
+CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+[ -n "$CG2" ] || { echo "upgrade-check: no cgroup v2 mount (see sockmesh doctor)" >&2; exit 2; }
+
+WORK=$(mktemp -d /tmp/sockmesh-upgrade.XXXXXX)
+OLD="$WORK/old"
+CGNAME="sockmesh-upgrade-$$"
+CG="$CG2/$CGNAME"
+INSTANCE="upg$$"
+ARGS=(-c "$WORK/mesh.yaml" --instance "$INSTANCE" --cgroup-root "$CGNAME" --metrics-address 127.0.0.1:0
+  --api-socket "$WORK/api.sock" --report-interval 1s)
+PIDS=()
+
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  # Anything still in our cgroup was started by this script.
+  for procs in "$CG"/*/cgroup.procs; do [ -f "$procs" ] && xargs -r kill -KILL < "$procs" 2>/dev/null || true; done
+  sleep 0.2
+  node "$NEW_CLI" agent "${ARGS[@]}" --uninstall >/dev/null 2>&1 || true
+  for d in "$CG/client" "$CG/server" "$CG"; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
+  git -C "$ROOT" worktree remove --force "$OLD" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+step() { echo "[upgrade-check] $*" >&2; }
+
+step "building $OLD_REV in a temporary worktree (about a minute)"
+git -C "$ROOT" worktree add --detach "$OLD" "$OLD_REV" >/dev/null 2>&1
+cp -a "$ROOT/node_modules" "$OLD/"
+(cd "$OLD" && make -C bpf >/dev/null && npx node-gyp rebuild --nodedir=/usr -j 2 >/dev/null 2>&1 && npx tsc -p tsconfig.json)
+
+cat > "$WORK/mesh.yaml" <<EOF
+apiVersion: sockmesh.io/v1alpha1
+kind: Mesh
+network:
+  vipCIDRs: [127.77.0.0/16]
+services:
+  - name: web
+    vips: [127.77.0.200]
+    ports:
+      - { port: 80, targetPort: 18200 }
+    backends:
+      - { address: 127.0.0.1 }
+workloads:
+  - { name: client, cgroup: $CGNAME/client }
+  - { name: server, cgroup: $CGNAME/server }
+EOF
+cat > "$WORK/server.js" <<'EOF'
+require('net').createServer((s) => {
+  s.on('data', (d) => { if (d.toString() === 'ping') s.write('pong'); });
+  s.on('error', () => {});
+  s.on('end', () => s.end());
+}).listen(18200, '127.0.0.1');
+EOF
+# Short connections in a loop (4 at a time) and one connection sending 1000
+# bytes every 200 ms, all through the VIP, for DURATION ms.
+cat > "$WORK/client.js" <<'EOF'
+const net = require('net');
+const dur = Number(process.argv[2]);
+const errors = {}; let shortOk = 0; let longBytes = 0; let longPort = 0; let stop = false;
+const fail = (k) => (e) => { errors[k + e.code] = (errors[k + e.code] || 0) + 1; };
+const long = net.connect({ host: '127.77.0.200', port: 80 }, () => {
+  longPort = long.localPort; // gone once the socket closes
+  const t = setInterval(() => { long.write(Buffer.alloc(1000, 1)); longBytes += 1000; }, 200);
+  setTimeout(() => { clearInterval(t); long.end(); }, dur);
+});
+long.on('error', fail('long:'));
+long.on('data', () => {});
+setTimeout(() => (stop = true), dur);
+function once() {
+  if (stop) return;
+  const s = net.connect({ host: '127.77.0.200', port: 80 }, () => s.write('ping'));
+  s.on('data', () => { shortOk++; s.end(); });
+  s.on('error', fail(''));
+  s.on('close', () => setTimeout(once, 10));
+}
+for (let i = 0; i < 4; i++) once();
+long.on('close', () => setTimeout(() => {
+  console.log(JSON.stringify({ errors, shortOk, longBytes, longPort }));
+  process.exit(0);
+}, 100));
+EOF
+
+mkdir -p "$CG/client" "$CG/server"
+# Run in the background: exec makes the background subshell the process itself, so its PID is the one to kill.
+in_cgroup() { local cg=$1; shift; exec sh -c 'echo $$ > "$0/cgroup.procs"; exec "$@"' "$cg" "$@"; }
+in_cgroup "$CG/server" node "$WORK/server.js" & PIDS+=($!)
+step "old agent ($OLD_REV) up"
+node "$OLD/dist/src/cli/main.js" agent "${ARGS[@]}" 2> "$WORK/old.log" & OLD_PID=$!; PIDS+=($OLD_PID)
+sleep 2
+in_cgroup "$CG/client" node "$WORK/client.js" 9000 > "$WORK/client.out" & CLIENT=$!; PIDS+=($CLIENT)
+sleep 3
+step "stopping the old agent under load; 1 s with no agent; then this tree's agent on its pins"
+kill -TERM "$OLD_PID"; wait "$OLD_PID" || true
+sleep 1
+node "$NEW_CLI" agent "${ARGS[@]}" 2> "$WORK/new.log" & NEW_PID=$!; PIDS+=($NEW_PID)
+wait "$CLIENT"
+sleep 2
+node "$NEW_CLI" connections --socket "$WORK/api.sock" -o json > "$WORK/conns.json"
+node "$NEW_CLI" status --socket "$WORK/api.sock" -o wide >&2
+kill -TERM "$NEW_PID"; wait "$NEW_PID" || true
+
+node - "$WORK" <<'EOF'
+const fs = require('fs');
+const dir = process.argv[2];
+const client = JSON.parse(fs.readFileSync(`${dir}/client.out`, 'utf8'));
+const logs = fs.readFileSync(`${dir}/new.log`, 'utf8').split('\n').filter(Boolean).map((l) => { try { return JSON.parse(l); } catch { return { msg: l }; } });
+const conns = JSON.parse(fs.readFileSync(`${dir}/conns.json`, 'utf8'));
+const records = Array.isArray(conns) ? conns : conns.items ?? conns.connections ?? [];
+const long = records.find((r) => r.side === 'client' && r.kind === 'close' && r.local?.port === client.longPort);
+const checks = [
+  ['no connect failed', Object.keys(client.errors).length === 0, JSON.stringify(client.errors)],
+  ['short connections flowed', client.shortOk > 100, `${client.shortOk}`],
+  ['the new agent adopted the pinned state', logs.some((l) => l.msg === 'dataplane adopted'), logs.filter((l) => l.msg === 'map replaced').map((l) => `${l.map}: ${l.action}`).join(', ') || 'no map replaced'],
+  ['no malformed record', !logs.some((l) => l.msg === 'malformed telemetry record skipped'), ''],
+  ['the long-lived connection was reported closed, with its VIP and every byte', !!long && long.vip?.address === '127.77.0.200' && long.bytesSent === client.longBytes,
+    long ? `${long.bytesSent}/${client.longBytes} bytes, vip ${long.vip?.address}` : 'no close record'],
+];
+let ok = true;
+for (const [what, pass, detail] of checks) {
+  console.log(`${pass ? 'ok  ' : 'FAIL'} ${what}${detail ? ` (${detail})` : ''}`);
+  ok &&= pass;
+}
+console.log(ok ? 'PASS' : 'FAIL: see the logs above; the agents logged to stderr');
+process.exit(ok ? 0 : 1);
+EOF
