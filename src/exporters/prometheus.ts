@@ -17,8 +17,8 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { BucketHistogram, HistogramSeries } from './histogram';
-import type { Aggregator, Edge, EdgeLabels, RecordDelta } from '../telemetry/aggregator';
-import type { ConnectionRecord } from '../telemetry/record';
+import type { Aggregator, Edge, EdgeLabels } from '../telemetry/aggregator';
+import { opens, type ConnectionRecord } from '../telemetry/record';
 
 type EdgeLabelName = keyof EdgeLabels;
 const EDGE_LABELS: readonly EdgeLabelName[] = ['side', 'workload', 'service', 'backend'];
@@ -174,7 +174,7 @@ export class PrometheusExporter {
   attach(aggregator: Aggregator): void {
     if (this.attached.has(aggregator)) throw new Error('PrometheusExporter: this aggregator is already attached');
     this.attached.add(aggregator);
-    aggregator.onRecord((rec, edge, delta) => this.record(rec, edge, delta));
+    aggregator.onRecord((rec, edge) => this.record(rec, edge));
   }
 
   /**
@@ -198,18 +198,18 @@ export class PrometheusExporter {
     }
   }
 
-  private record(rec: ConnectionRecord, edge: Edge, delta: RecordDelta): void {
+  private record(rec: ConnectionRecord, edge: Edge): void {
     const s = this.byEdge.get(edge) ?? this.addSeries(edge);
-    if (delta.opened) {
+    if (opens(rec)) {
       s.opened++;
       // connectUs is only ever set on the client side; 0 means no measurement.
       if (rec.connectUs > 0) s.connectDuration?.observe(rec.connectUs / US_PER_S);
     }
     // A counter never goes down: a negative delta (kernel counters that went
     // backwards for a cookie) is dropped rather than subtracted.
-    if (delta.bytesSent > 0) s.sentBytes += delta.bytesSent;
-    if (delta.bytesReceived > 0) s.receivedBytes += delta.bytesReceived;
-    if (delta.retransmits > 0) s.retransmits += delta.retransmits;
+    if (rec.newBytesSent > 0) s.sentBytes += rec.newBytesSent;
+    if (rec.newBytesReceived > 0) s.receivedBytes += rec.newBytesReceived;
+    if (rec.newRetransmits > 0) s.retransmits += rec.newRetransmits;
     switch (rec.kind) {
       case 'interim':
         break;

@@ -6,7 +6,7 @@
  * record of the same connection, so nothing is counted twice.
  */
 import { formatEndpoint } from '../config/model';
-import type { ConnectionRecord } from './record';
+import { opens, type ConnectionRecord } from './record';
 import { Directory } from './directory';
 
 export interface EdgeLabels {
@@ -35,20 +35,8 @@ export interface Edge {
   lastSeenMs: number;
 }
 
-/**
- * What one record changed: what exporters need to stay consistent with the
- * edge. One object is reused for every record: a listener reads it during its
- * call and keeps none of it.
- */
-export interface RecordDelta {
-  opened: boolean;
-  bytesSent: number;
-  bytesReceived: number;
-  retransmits: number;
-}
-
-export type RecordListener = (rec: ConnectionRecord, edge: Edge, delta: RecordDelta) => void;
-
+/** Called for every record after its edge is updated; what the record adds to counters is in the record itself. */
+export type RecordListener = (rec: ConnectionRecord, edge: Edge) => void;
 
 export interface AggregatorOptions {
   /** Closed connections kept for `sockmesh connections`. */
@@ -64,7 +52,6 @@ export class Aggregator {
   private readonly byIds = new Map<number, Map<number, Map<number | string, Edge>>>();
   private byIdsSize = 0;
   private readonly listeners: RecordListener[] = [];
-  private readonly delta: RecordDelta = { opened: false, bytesSent: 0, bytesReceived: 0, retransmits: 0 };
   private readonly recentRing: ConnectionRecord[] = [];
   private recentNext = 0;
   private readonly recentLimit: number;
@@ -140,21 +127,16 @@ export class Aggregator {
     const edge = this.edgeOf(rec);
     // What to add comes with the record (the kernel remembers what each
     // connection reported last): exact across restarts of this process.
-    const delta = this.delta;
-    delta.opened = rec.first && rec.kind !== 'connect_failed';
-    delta.bytesSent = rec.newBytesSent;
-    delta.bytesReceived = rec.newBytesReceived;
-    delta.retransmits = rec.newRetransmits;
-    if (delta.opened) {
+    if (opens(rec)) {
       edge.opened++;
       if (rec.connectUs > 0) {
         edge.connectUsSum += rec.connectUs;
         edge.connectUsCount++;
       }
     }
-    edge.bytesSent += delta.bytesSent;
-    edge.bytesReceived += delta.bytesReceived;
-    edge.retransmits += delta.retransmits;
+    edge.bytesSent += rec.newBytesSent;
+    edge.bytesReceived += rec.newBytesReceived;
+    edge.retransmits += rec.newRetransmits;
     edge.lastSeenMs = nowMs;
     switch (rec.kind) {
       case 'interim':
@@ -173,7 +155,7 @@ export class Aggregator {
         this.remember(rec);
         break;
     }
-    for (const l of this.listeners) l(rec, edge, delta);
+    for (const l of this.listeners) l(rec, edge);
   }
 
   edges(): Edge[] {

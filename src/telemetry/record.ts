@@ -46,6 +46,11 @@ export interface RecordCounts {
 
 export type ConnectionRecord = Connection & RecordCounts;
 
+/** Whether a record counts its connection as opened: the first one, unless the connect failed. */
+export function opens(rec: ConnectionRecord): boolean {
+  return rec.first && rec.kind !== 'connect_failed';
+}
+
 export class RecordDecodeError extends Error {
   override readonly name = 'RecordDecodeError';
   readonly code = 'EBADRECORD';

@@ -2,7 +2,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Aggregator } from '../../../src/telemetry/aggregator';
 import { Directory } from '../../../src/telemetry/directory';
-import type { Connection, ConnectionRecord } from '../../../src/telemetry/record';
+import { opens, type Connection, type ConnectionRecord } from '../../../src/telemetry/record';
 import { after, whole } from '../../helpers/records';
 
 let cookie = 1n;
@@ -76,7 +76,7 @@ test('a new directory re-resolves names: cached ids do not keep old names', () =
 test('an interim record and its close count a connection once; each listener call sees that record\'s delta', () => {
   const agg = new Aggregator(directory());
   const seen: { kind: string; opened: boolean; sent: number; received: number }[] = [];
-  agg.onRecord((rec, _edge, d) => seen.push({ kind: rec.kind, opened: d.opened, sent: d.bytesSent, received: d.bytesReceived }));
+  agg.onRecord((rec) => seen.push({ kind: rec.kind, opened: opens(rec), sent: rec.newBytesSent, received: rec.newBytesReceived }));
   const c = cookie++;
   const base = { side: 'client' as const, serviceId: 7, backendId: 70, cookie: c };
   const first = conn({ ...base, kind: 'interim', bytesSent: 10, bytesReceived: 100 });
