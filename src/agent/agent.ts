@@ -10,6 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { BpfMap } from '../bpf';
 import { MappedRingReader } from '../bpf/mapped-ring';
 import { MeshCounter, MESH_VERDICT_NAMES } from '../bpf/layouts/mesh';
 import { ConfigError } from '../config/errors';
@@ -125,8 +126,7 @@ export class Agent implements AgentView {
     // Zero-copy: a connection record is 160 bytes, and reading it in place
     // beats copying it out (bench/ringbuf: 1.6x at 128-byte records). The
     // programs submit with BPF_RB_NO_WAKEUP, so the ring is drained every 10 ms.
-    this.reader = new MappedRingReader(this.dp.maps.events, (buf, off, len) => this.onRecord(buf, off, len),
-      { intervalMs: 10, onDrain: () => (this.drainNowMs = Date.now()) }, (err) => log.error('record handler failed', { err }));
+    this.reader = this.ringReader(this.dp.maps.events);
     this.readRetiredRing();
     // Open connections report every interval, idle ones included: run the
     // kernel's iterator at half the interval so no report is more than 1.5 late.
@@ -154,8 +154,7 @@ export class Agent implements AgentView {
   private readRetiredRing(): void {
     const old = this.dp?.takeRetiredRing();
     if (!old) return;
-    const reader = new MappedRingReader(old, (buf, off, len) => this.onRecord(buf, off, len),
-      { intervalMs: 10, onDrain: () => (this.drainNowMs = Date.now()) }, (err) => this.opts.log.error('record handler failed', { err }));
+    const reader = this.ringReader(old);
     const retire = async (): Promise<void> => {
       clearTimeout(timer);
       const i = this.onStop.indexOf(retire);
@@ -166,6 +165,12 @@ export class Agent implements AgentView {
     };
     const timer = setTimeout(() => void retire(), 1000);
     this.onStop.push(retire);
+  }
+
+  /** A reader of connection records into the aggregator, drained every 10 ms. */
+  private ringReader(map: BpfMap): MappedRingReader {
+    return new MappedRingReader(map, (buf, off, len) => this.onRecord(buf, off, len),
+      { intervalMs: 10, onDrain: () => (this.drainNowMs = Date.now()) }, (err) => this.opts.log.error('record handler failed', { err }));
   }
 
   private onRecord(buf: Buffer, off: number, len: number): void {
