@@ -123,6 +123,7 @@ export class Dataplane {
     const spec = Dataplane.spec(opts);
     const coll = spec.load();
     const made: (() => void)[] = [];
+    const links = new Map<string, Link>();
     try {
       fs.mkdirSync(path.join(opts.bpffsDir, 'maps'), { recursive: true });
       fs.mkdirSync(path.join(opts.bpffsDir, 'links'), { recursive: true });
@@ -134,14 +135,8 @@ export class Dataplane {
         made.push(() => m.unpin());
         maps[name] = m;
       }
-      const links = new Map<string, Link>();
-      const A = native().constants.attachType;
-      for (const [prog, pin, type] of MESH_HOOKS) {
-        const link = coll.program(prog).attachCgroup(opts.cgroupPath, A[type]);
-        made.push(() => link.detach());
-        link.pin(path.join(opts.bpffsDir, 'links', pin));
-        links.set(pin, link);
-      }
+      made.push(() => links.forEach((l) => l.detach()));
+      Dataplane.swapHooks(coll, opts, links, []); // nothing pinned: every hook attached and pinned
       const reporter = coll.program('mesh_report_open').attachIterator(maps.sock_info);
       for (const p of coll.programs) p.close(); // links hold them
       opts.log?.('dataplane installed', { bpffsDir: opts.bpffsDir, cgroup: opts.cgroupPath });
@@ -229,7 +224,8 @@ export class Dataplane {
    * where a link is pinned on our cgroup; where it sits on another cgroup
    * (cgroupRoot changed), a new link here whose pin replaces it, the old one
    * left in `leaving` for the caller to detach once all hooks are here; a
-   * hook with no pin (new in this version) attached and pinned.
+   * hook with no pin (new in this version, or a fresh install) attached and
+   * pinned. `links` holds every hook's link as it goes, for the caller's undo.
    */
   private static swapHooks(coll: Collection, opts: DataplaneOptions, links: Map<string, Link>, leaving: Link[]):
     { attached: string[]; moved: string[] } {
@@ -242,8 +238,8 @@ export class Dataplane {
       if (!fs.existsSync(at)) {
         fs.mkdirSync(path.dirname(at), { recursive: true });
         const link = coll.program(prog).attachCgroup(opts.cgroupPath, A[type]);
-        link.pin(at);
         links.set(pin, link);
+        link.pin(at);
         attached.push(pin);
         continue;
       }
@@ -296,18 +292,14 @@ export class Dataplane {
    * how many tracked connections are open: the run counts them.
    */
   reportOpenConnections(): number {
-    const key = Buffer.alloc(4);
-    key.writeUInt32LE(MeshCounter.OPEN);
-    this.maps.counters.update(key, Buffer.alloc(this.maps.counters.valueBytes));
+    this.maps.counters.update(counterKey(MeshCounter.OPEN), Buffer.alloc(this.maps.counters.valueBytes));
     this.reporter.runIterator();
     return this.counter(MeshCounter.OPEN);
   }
 
   /** One of the kernel's per-CPU `counters` (MeshCounter), summed over CPUs. */
   counter(idx: number): number {
-    const key = Buffer.alloc(4);
-    key.writeUInt32LE(idx);
-    return (this.maps.counters.lookupPerCpu(key) ?? []).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0);
+    return (this.maps.counters.lookupPerCpu(counterKey(idx)) ?? []).reduce((a, b) => a + Number(b.readBigUInt64LE(0)), 0);
   }
 
   /** Connect-time verdict counts (MeshVerdict) per service id, summed over CPUs. */
@@ -360,6 +352,12 @@ export class Dataplane {
     removeIfEmpty(path.dirname(bpffsDir));
     return removed;
   }
+}
+
+function counterKey(idx: number): Buffer {
+  const key = Buffer.alloc(4);
+  key.writeUInt32LE(idx);
+  return key;
 }
 
 /** Names pinned in dir (none if it does not exist); a replacement cut short is removed. */
