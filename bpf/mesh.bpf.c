@@ -466,11 +466,9 @@ static __always_inline int fill_record(struct mesh_conn_event *e, struct tcp_soc
 				       __u32 state, __u64 now, __u8 kind)
 {
 	e->cgroup_id = sock_cgroup_id(tp);
-	e->bytes_sent = acked_payload(tp->bytes_acked, tp->snd_una, tp->snd_nxt, state, !!(st->flags & SOCK_CLIENT));
-	e->bytes_received = received_payload(tp->bytes_received, tp);
+	payload_totals(tp, state, !!(st->flags & SOCK_CLIENT), &e->bytes_sent, &e->bytes_received, &e->retransmits);
 	fill_endpoints_sk(e, &tp->inet_conn.icsk_inet.sk);
 	fill_state(e, st, tp->srtt_us >> 3, now, kind);
-	e->retransmits = tp->total_retrans;
 	return fill_prior(e, st, kind == MESH_EV_INTERIM);
 }
 

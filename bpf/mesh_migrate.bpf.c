@@ -49,9 +49,7 @@ static __always_inline void from_v1(struct mesh_sock *st, const struct mesh_sock
 	if (!tp)
 		return;
 	state = sk->__sk_common.skc_state;
-	st->reported_sent = acked_payload(tp->bytes_acked, tp->snd_una, tp->snd_nxt, state, !!(old->flags & SOCK_CLIENT));
-	st->reported_received = received_payload(tp->bytes_received, tp);
-	st->reported_retrans = tp->total_retrans;
+	payload_totals(tp, state, !!(old->flags & SOCK_CLIENT), &st->reported_sent, &st->reported_received, &st->reported_retrans);
 	st->reports = 1;
 }
 

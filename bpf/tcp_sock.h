@@ -72,6 +72,16 @@ static __always_inline __u64 payload_received(struct bpf_sock_ops *skops, struct
 	return received_payload(skops->bytes_received, tp);
 }
 
+/* What a record reports for a connection now: payload each way, segments
+ * retransmitted. state: before CLOSE, or now for an open connection. */
+static __always_inline void payload_totals(struct tcp_sock *tp, __u32 state, int active,
+					   __u64 *sent, __u64 *received, __u32 *retrans)
+{
+	*sent = acked_payload(tp->bytes_acked, tp->snd_una, tp->snd_nxt, state, active);
+	*received = received_payload(tp->bytes_received, tp);
+	*retrans = tp->total_retrans;
+}
+
 static __always_inline struct tcp_sock *sockops_tcp_sock(struct bpf_sock_ops *skops)
 {
 	struct bpf_sock *bsk = skops->sk;
