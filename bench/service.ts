@@ -21,11 +21,15 @@
  *   iptables_10k  the same rule behind 10 000 unrelated service rules
  *   haproxy       wrk -> HAProxy (TCP mode, 1 thread) -> nginx
  *
- * With --breakdown, short-connection runs of four more variants say where
+ * With --breakdown, short-connection runs of six more variants say where
  * the mesh's cost goes, each adding one thing (the same mesh object, each on
  * a cgroup and nginx of its own, no agent):
  *   connect4_only      the mesh's connect4 alone (rewrite, verdict counter,
  *                      socket storage for the VIP): sockops detached, no records
+ *   sockops_floor      connect4_only + a sockops program that enables the
+ *                      state and RTT callbacks and does nothing in them: the
+ *                      kernel's price for any sockops telemetry
+ *   sockops_storage    the same + socket storage on the accepted socket too
  *   sockops_norec      all programs, a 4 KiB ring nobody reads: every record
  *                      fails at reserve (callbacks and socket storage only)
  *   mesh_paused_nortt  records written to a ring nobody reads during the
@@ -61,7 +65,7 @@ import { MeshCounter, MeshVerdict } from '../src/bpf/layouts/mesh';
 import { defaultSettings } from '../src/config/settings';
 import type { AgentSettings, RttSamples } from '../src/config/model';
 import { parseAddr } from '../src/dataplane/addr';
-import { Program, RunTimeStats, programCosts, costDelta } from '../src/bpf';
+import { BpfObjectSpec, Program, RunTimeStats, objectPath, programCosts, costDelta } from '../src/bpf';
 import type { ProgramCost } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
 import { desiredState, ServicePortSpec } from '../src/dataplane/desired';
@@ -88,8 +92,9 @@ const USAGE = `usage: npm run bench -- service [--rounds N] [--seconds S] [--war
                    targets are about) or none (no sockops run per RTT sample)
   --bpf-stats      count each mesh program's runs and run time during the mesh runs (kernel
                    BPF_ENABLE_STATS while the bench runs; adds a clock read per program run)
-  --breakdown      also run connect4_only, sockops_norec, mesh_paused_nortt and mesh_paused (short
-                   connections) to show where the mesh's cost goes (about 2 min more at the defaults)`;
+  --breakdown      also run connect4_only, sockops_floor, sockops_storage, sockops_norec,
+                   mesh_paused_nortt and mesh_paused (short connections) to show where the mesh's
+                   cost goes (about 3 min more at the defaults)`;
 
 class UsageError extends Error {}
 
@@ -204,11 +209,13 @@ const HAPROXY_ADDR = '127.0.0.31';
 /** HAProxy's source address towards nginx: its connections never share a 4-tuple with direct's */
 const HAPROXY_SOURCE = '127.0.0.32';
 /** The breakdown variants, in the order each adds one thing; one nginx each. */
-const BREAKDOWN_VARIANTS = ['connect4_only', 'sockops_norec', 'mesh_paused_nortt', 'mesh_paused'] as const;
+const BREAKDOWN_VARIANTS = ['connect4_only', 'sockops_floor', 'sockops_storage', 'sockops_norec', 'mesh_paused_nortt', 'mesh_paused'] as const;
 type BreakdownVariant = (typeof BREAKDOWN_VARIANTS)[number];
 const PAUSED_RING = 256 * 1024 * 1024;
 const BREAKDOWN: Record<BreakdownVariant, { backend: string; what: string }> = {
   connect4_only: { backend: '127.0.0.41', what: 'mesh programs with sockops detached: connect4 alone (rewrite, verdict counter, socket storage), no records' },
+  sockops_floor: { backend: '127.0.0.45', what: 'connect4_only + a sockops program that enables the state and RTT callbacks as the mesh does and does nothing in them (bpf/sockopsbench.bpf.c)' },
+  sockops_storage: { backend: '127.0.0.46', what: "sockops_floor + the mesh's socket storage on the accepted socket too (both sides then have one, as in the mesh)" },
   sockops_norec: { backend: '127.0.0.42', what: 'all mesh programs, a 4 KiB ring nobody reads: full, so every record fails at reserve (callbacks and socket storage, no record written)' },
   mesh_paused_nortt: { backend: '127.0.0.43', what: `as mesh_paused, loaded with track_rtt=0: no sockops call per RTT sample` },
   mesh_paused: { backend: '127.0.0.44', what: `all mesh programs, records into a ${PAUSED_RING >> 20} MiB ring nobody reads during the runs: the kernel side of the telemetry` },
@@ -380,9 +387,20 @@ function loadProbe(name: BreakdownVariant, cgroupPath: string, pinName: string, 
   });
   undo.add(`${name} dataplane`, () => dp.close());
   applyDesired(dp.maps, desired);
-  if (name === 'connect4_only') dp.links.get('sockops')?.detach();
+  if (name === 'connect4_only' || name in FLOOR_PROGRAMS) dp.links.get('sockops')?.detach();
+  const floor = FLOOR_PROGRAMS[name as keyof typeof FLOOR_PROGRAMS];
+  if (floor) {
+    // The mesh's own socket storage map: the client socket's storage is the one connect4 made.
+    const coll = BpfObjectSpec.open(objectPath('sockopsbench')).reuseMap('sock_info', dp.maps.sock_info).only([floor]).load();
+    undo.add(`${name} programs`, () => coll.close());
+    const link = coll.program(floor).attachCgroup(cgroupPath);
+    undo.add(`${name} sockops link`, () => link.close());
+  }
   return { name, counters: () => ({ emitted: dp.counter(MeshCounter.EVENTS), dropped: dp.counter(MeshCounter.EVENTS_DROPPED) }) };
 }
+
+/** The floor variants' sockops programs (bpf/sockopsbench.bpf.c), in place of the mesh's. */
+const FLOOR_PROGRAMS = { sockops_floor: 'floor_callbacks', sockops_storage: 'floor_storage' } as const;
 
 /** Telemetry counted over the measured mesh runs. */
 interface Telemetry {
@@ -866,9 +884,12 @@ async function main(): Promise<number> {
   }
 
   if (opts.breakdown) {
+    const signedUs = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(1)}` : '-');
     const chain: [string, VariantName, VariantName][] = [
       ['connect4 rewrite: connect4_only / direct', 'connect4_only', 'direct'],
-      ['sockops callbacks + socket storage: sockops_norec / connect4_only', 'sockops_norec', 'connect4_only'],
+      ['sockops callbacks enabled, nothing done in them: sockops_floor / connect4_only', 'sockops_floor', 'connect4_only'],
+      ['socket storage on the accepted side too: sockops_storage / sockops_floor', 'sockops_storage', 'sockops_floor'],
+      ["the mesh's sockops logic, no records: sockops_norec / sockops_storage", 'sockops_norec', 'sockops_storage'],
       ['records written to the ring (RTT callbacks off): mesh_paused_nortt / sockops_norec', 'mesh_paused_nortt', 'sockops_norec'],
       ['RTT callback per ACK: mesh_paused / mesh_paused_nortt', 'mesh_paused', 'mesh_paused_nortt'],
       ['agent consuming (reader + decode + aggregate): mesh / mesh_paused', 'mesh', 'mesh_paused'],
@@ -877,7 +898,8 @@ async function main(): Promise<number> {
     ];
     for (const m of MODES.filter((x) => of('mesh_paused', x).length > 0 || of('connect4_only', x).length > 0)) {
       printTable(`\nwhere the mesh's ${m === 'short' ? 'short-connection' : 'keep-alive'} cost goes (req/s ratios; each step adds one thing)`,
-        ['step', 'ratio', 'paired'], chain.map(([what, a, b]) => [what, ratio(r(a, b, m)), ratio(paired(a, b, m))]));
+        ['step', 'ratio', 'paired', 'CPU us/req added'],
+        chain.map(([what, a, b]) => [what, ratio(r(a, b, m)), ratio(paired(a, b, m)), signedUs(usPerRequest(a, m) - usPerRequest(b, m))]));
     }
   }
 
@@ -914,7 +936,10 @@ async function main(): Promise<number> {
     latency: { short: latency('short'), keepalive: latency('keepalive') },
     cpu_us_per_request: { short: cpuPerRequest('short'), keepalive: cpuPerRequest('keepalive') },
     ...(opts.breakdown ? {
-      breakdown: Object.fromEntries(BREAKDOWN_VARIANTS.map((v) => [`${v}_vs_direct`, sig(r(v, 'direct'), 3)])),
+      breakdown: {
+        ...Object.fromEntries(BREAKDOWN_VARIANTS.map((v) => [`${v}_vs_direct`, sig(r(v, 'direct'), 3)])),
+        cpu_us_per_request: Object.fromEntries((['direct', ...BREAKDOWN_VARIANTS, 'mesh'] as const).map((v) => [v, sig(usPerRequest(v, 'short'), 3)])),
+      },
     } : {}),
     ...(opts.bpfStats ? { bpf: bpfReport } : {}),
     targets_met: met,
