@@ -41,6 +41,30 @@ export function max(xs: readonly number[]): number {
   return s.length ? (s[s.length - 1] as number) : NaN;
 }
 
+/**
+ * A distribution-free confidence interval for the median: the order
+ * statistics [x(k), x(n+1-k)] with the largest k whose coverage,
+ * 1 - 2 P(Binomial(n, 1/2) < k), is still at least `confidence` (or
+ * [min, max] when even that falls short, as for fewer than 6 values at 95%).
+ * Assumes only independent runs, not a shape of their distribution: what
+ * interleaved bench rounds on a noisy machine give. NaN bounds for no values.
+ */
+export function medianInterval(xs: readonly number[], confidence = 0.95): { lo: number; hi: number; coverage: number } {
+  const s = sorted(xs);
+  const n = s.length;
+  if (n === 0) return { lo: NaN, hi: NaN, coverage: NaN };
+  // below[k] = P(Binomial(n, 1/2) < k)
+  const below: number[] = [0];
+  let term = 0.5 ** n;
+  for (let i = 0; i < n; i++) {
+    below.push((below[i] as number) + term);
+    term = (term * (n - i)) / (i + 1);
+  }
+  let k = 1;
+  while (k + 1 <= (n + 1) / 2 && 1 - 2 * (below[k + 1] as number) >= confidence) k++;
+  return { lo: s[k - 1] as number, hi: s[n - k] as number, coverage: 1 - 2 * (below[k] as number) };
+}
+
 export interface Summary {
   n: number;
   median: number;
