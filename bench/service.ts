@@ -823,34 +823,29 @@ async function main(): Promise<number> {
     '(the handshake, where connect4 and DNAT act), so short-connection costs show in req/s more than in p50/p99.\n');
 
   const r = (a: VariantName, b: VariantName, m: Mode = 'short'): number => rps(a, m) / rps(b, m);
-  const ratios = {
-    mesh_vs_direct_short: r('mesh', 'direct'),
-    mesh_vs_direct_keepalive: r('mesh', 'direct', 'keepalive'),
-    mesh_vs_iptables: r('mesh', 'iptables'),
-    mesh_vs_iptables_10k: r('mesh', 'iptables_10k'),
-    mesh_vs_haproxy: r('mesh', 'haproxy'),
-  };
-  const targets: { key: keyof typeof ratios; what: string; min: number }[] = [
+  /** Each headline ratio: variant, baseline, mode. */
+  const HEADLINE_PAIRS = {
+    mesh_vs_direct_short: ['mesh', 'direct', 'short'],
+    mesh_vs_direct_keepalive: ['mesh', 'direct', 'keepalive'],
+    mesh_vs_iptables: ['mesh', 'iptables', 'short'],
+    mesh_vs_iptables_10k: ['mesh', 'iptables_10k', 'short'],
+    mesh_vs_haproxy: ['mesh', 'haproxy', 'short'],
+  } as const satisfies Record<string, readonly [VariantName, VariantName, Mode]>;
+  type Headline = keyof typeof HEADLINE_PAIRS;
+  const headline = <T>(f: (v: VariantName, base: VariantName, m: Mode) => T): Record<Headline, T> =>
+    Object.fromEntries(Object.entries(HEADLINE_PAIRS).map(([k, [v, base, m]]) => [k, f(v, base, m)])) as Record<Headline, T>;
+  const ratios = headline(r);
+  const pairedOf = headline(paired);
+  // Where the paired ratio's median lies, from the rounds alone.
+  const intervals = headline((v, base, m) => medianInterval(pairs(v, base, m)));
+  const targets: { key: Headline; what: string; min: number }[] = [
     { key: 'mesh_vs_direct_short', what: 'mesh / direct, short connections', min: 0.95 },
     { key: 'mesh_vs_direct_keepalive', what: 'mesh / direct, keep-alive', min: 0.98 },
     { key: 'mesh_vs_iptables', what: 'mesh / iptables DNAT, short', min: 1.3 },
     { key: 'mesh_vs_iptables_10k', what: `mesh / DNAT behind ${opts.rules} rules, short`, min: 4 },
     { key: 'mesh_vs_haproxy', what: 'mesh / HAProxy, short', min: 1.7 },
   ];
-  const HEADLINE_PAIRS: Record<keyof typeof ratios, [VariantName, VariantName, Mode]> = {
-    mesh_vs_direct_short: ['mesh', 'direct', 'short'],
-    mesh_vs_direct_keepalive: ['mesh', 'direct', 'keepalive'],
-    mesh_vs_iptables: ['mesh', 'iptables', 'short'],
-    mesh_vs_iptables_10k: ['mesh', 'iptables_10k', 'short'],
-    mesh_vs_haproxy: ['mesh', 'haproxy', 'short'],
-  };
-  const pairedOf = Object.fromEntries(Object.entries(HEADLINE_PAIRS).map(([k, [v, base, m]]) => [k, paired(v, base, m)])) as Record<keyof typeof ratios, number>;
-  // Where the paired ratio's median lies (95%, from the rounds alone): a target inside it is within the noise.
-  const intervals = Object.fromEntries(targets.map((t) => {
-    const [v, base, m] = HEADLINE_PAIRS[t.key];
-    return [t.key, medianInterval(pairs(v, base, m))];
-  })) as Record<keyof typeof ratios, ReturnType<typeof medianInterval>>;
-  const interval = (k: keyof typeof ratios): string => {
+  const interval = (k: Headline): string => {
     const i = intervals[k];
     return Number.isFinite(i.lo) ? `${i.lo.toFixed(3)}-${i.hi.toFixed(3)}x (${(i.coverage * 100).toFixed(1)}%)` : '-';
   };
