@@ -65,7 +65,7 @@ import { MeshCounter, MeshVerdict } from '../src/bpf/layouts/mesh';
 import { defaultSettings } from '../src/config/settings';
 import type { AgentSettings, RttSamples } from '../src/config/model';
 import { parseAddr } from '../src/dataplane/addr';
-import { BpfObjectSpec, Program, RunTimeStats, objectPath, programCosts, costDelta } from '../src/bpf';
+import { BpfObjectSpec, RunTimeStats, objectPath, costDelta } from '../src/bpf';
 import type { ProgramCost } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
 import { desiredState, ServicePortSpec } from '../src/dataplane/desired';
@@ -598,14 +598,10 @@ async function main(): Promise<number> {
     return res.text();
   };
   const dp = theAgent.dataplane;
-  // --bpf-stats: the agent's own programs, opened by id from its links.
-  const meshPrograms: Program[] = [];
+  // --bpf-stats: the agent's own programs, by hook (Dataplane.programCosts).
   if (opts.bpfStats) {
     const stats = RunTimeStats.enable();
     undo.add('BPF run-time stats', () => stats.close());
-    const ids = new Set([...dp.links.values()].map((l) => l.info().progId).filter((x): x is number => x !== undefined));
-    for (const id of ids) meshPrograms.push(Program.fromId(id));
-    undo.add('mesh program handles', () => meshPrograms.forEach((p) => p.close()));
   }
   const programTotals = new Map<Mode, { requests: number; wallNs: number; costs: Map<string, ProgramCost> }>();
   progress(`measuring ${revision() ?? 'a tree outside git'}`);
@@ -660,7 +656,7 @@ async function main(): Promise<number> {
     const emit0 = dp.counter(MeshCounter.EVENTS);
     const drop0 = dp.counter(MeshCounter.EVENTS_DROPPED);
     const conn0 = mesh ? rewritten(dp) : 0;
-    const p0 = mesh && meshPrograms.length ? programCosts(meshPrograms) : undefined;
+    const p0 = mesh && opts.bpfStats ? dp.programCosts() : undefined;
     const c0 = cpuNs();
     const m0 = machineBusyNs();
     const w0 = process.hrtime.bigint();
@@ -673,7 +669,7 @@ async function main(): Promise<number> {
       programTotals.set(mode, t);
       t.requests += wrk.requests;
       t.wallNs += run.wallNs;
-      for (const d of costDelta(programCosts(meshPrograms), p0)) {
+      for (const d of costDelta(dp.programCosts(), p0)) {
         const c = t.costs.get(d.name) ?? { name: d.name, runs: 0, ns: 0 };
         c.runs += d.runs;
         c.ns += d.ns;

@@ -10,7 +10,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { BpfMap } from '../bpf';
+import { BpfError, RunTimeStats } from '../bpf';
+import type { BpfMap, ProgramCost } from '../bpf';
 import { MappedRingReader } from '../bpf/mapped-ring';
 import { MeshCounter, MESH_VERDICT_NAMES } from '../bpf/layouts/mesh';
 import { ConfigError } from '../config/errors';
@@ -48,6 +49,8 @@ type Follower = { filter: ConnectionFilter; fn: (rec: NamedRecord) => void };
 export class Agent implements AgentView {
   private dp: Dataplane | undefined;
   private reader: MappedRingReader | undefined;
+  /** Held while the agent runs with bpfStats on: the kernel counts while it is open. */
+  private runStats: RunTimeStats | undefined;
   /** When the current ring drain started: the last-seen time of what it reads. */
   private drainNowMs = 0;
   private watcher: fs.FSWatcher | undefined;
@@ -102,12 +105,26 @@ export class Agent implements AgentView {
   }
 
   private async doStart(): Promise<void> {
-    const { settings, log } = this.opts;
+    const { settings } = this.opts;
     const mount = cgroup2Root();
     if (!mount) throw new Error('no cgroup v2 mount found: run `sockmesh doctor`');
     // Validate first: a fresh install with a bad file must not touch the kernel.
     const first = this.load();
     if (first.kind === 'rejected' && !Dataplane.pinned(settings.bpffsDir)) throw first.error;
+    // Before the dataplane, so a refusal changes nothing in the kernel.
+    if (settings.bpfStats === 'on') this.runStats = enableRunTimeStats();
+    try {
+      this.attach(first, mount);
+    } catch (err) {
+      this.runStats?.close();
+      this.runStats = undefined;
+      throw err;
+    }
+  }
+
+  /** Opens (installs or adopts) the dataplane, applies the loaded config, starts reading and reporting. */
+  private attach(first: ReturnType<Agent['load']>, mount: string): void {
+    const { settings, log } = this.opts;
     this.dp = Dataplane.open({
       bpffsDir: settings.bpffsDir,
       cgroupPath: path.join(mount, settings.cgroupRoot),
@@ -267,6 +284,8 @@ export class Agent implements AgentView {
     this.reader = undefined;
     this.dp?.close();
     this.dp = undefined;
+    this.runStats?.close();
+    this.runStats = undefined;
     this.followers.clear();
   }
 
@@ -302,6 +321,11 @@ export class Agent implements AgentView {
       ringbuf: { records: st?.records ?? 0, dropped: this.dp?.counter(MeshCounter.EVENTS_DROPPED) ?? 0, decodeErrors: this.decodeErrors },
       ...(this.otlpStats ? { otlp: this.otlpStats() } : {}),
     };
+  }
+
+  /** Each mesh program's runs and run time, with bpfStats on; empty otherwise. */
+  programCosts(): ProgramCost[] {
+    return this.runStats && this.dp ? this.dp.programCosts() : [];
   }
 
   /** Connect-time verdicts per dataplane service, from the kernel. */
@@ -407,4 +431,15 @@ export function describeChanges(o: OpenOutcome, cgroupRoot: string): string[] {
     ...o.moved.map((h) => `hook ${h}: moved to cgroup ${cgroupRoot}`),
     ...o.removed.map((p) => `${p}: removed (not part of this version)`),
   ];
+}
+
+/** BPF run-time stats for bpfStats on, or why not and what to do. */
+function enableRunTimeStats(): RunTimeStats {
+  try {
+    return RunTimeStats.enable();
+  } catch (err) {
+    if (!(err instanceof BpfError)) throw err;
+    throw new Error(`bpfStats is on but the kernel refused BPF run-time stats (${err.code}: ${err.message}): ` +
+      'run the agent with CAP_SYS_ADMIN, or set bpfStats off');
+  }
 }

@@ -105,10 +105,18 @@ export interface AgentSettings {
    * effect at the agent's next start, without a gap in traffic.
    */
   readonly ringBytes: number;
+  /**
+   * 'on': the kernel counts each mesh program's runs and run time while the
+   * agent runs (BPF_ENABLE_STATS), exported as sockmesh_bpf_program_*. The
+   * accounting reads the clock twice per run of every BPF program of the
+   * machine, not only the mesh's. 'off' (default): no such series.
+   */
+  readonly bpfStats: BpfStats;
   readonly logLevel: LogLevel;
 }
 
 export type RttSamples = 'all' | 'none';
+export type BpfStats = 'on' | 'off';
 
 export interface MeshConfig {
   readonly network: { readonly vipCIDRs: readonly Cidr[] };

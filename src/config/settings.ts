@@ -10,7 +10,7 @@
  * hides it, and would surface the day the flag goes away.
  */
 import type { SettingsIssue, SourcePosition } from './errors';
-import type { AgentSettings, Checked, HostPort, LogLevel, RttSamples } from './model';
+import type { AgentSettings, BpfStats, Checked, HostPort, LogLevel, RttSamples } from './model';
 import { parseIp } from './model';
 import {
   checkCgroupPath, checkDnsLabel, describe, formatPath, stringParser,
@@ -123,6 +123,14 @@ function parseRttSamples(s: string): Checked<RttSamples> {
   return v ? ok(v) : bad(`must be all (every RTT sample: exact SRTT min/max) or none (no callback per ACK), got ${JSON.stringify(s)}`);
 }
 
+/** on/off; in the file also true/false, which is how YAML writers often spell a switch. */
+function parseBpfStats(input: unknown): Checked<BpfStats> {
+  if (input === 'on' || input === 'off') return ok(input);
+  if (typeof input === 'boolean') return ok(input ? 'on' : 'off');
+  if (input === undefined) return bad('required');
+  return bad(`must be on (count each mesh program's runs and run time for /metrics) or off, got ${describe(input)}`);
+}
+
 const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, k: 1024, ki: 1024, kib: 1024, m: 1 << 20, mi: 1 << 20, mib: 1 << 20, g: 1 << 30, gi: 1 << 30, gib: 1 << 30 };
 export const RING_BYTES_MIN = 64 * 1024;
 /** The zero-copy reader maps the ring twice over; it walks at most 1 GiB (src/bpf/mapped-ring.ts). */
@@ -162,6 +170,7 @@ export const SETTINGS: Specs = {
   reportIntervalMs: spec('reportInterval', 'how often connection telemetry is reported, e.g. 10s', parseInterval),
   rttSamples: spec('rttSamples', 'all: a callback per RTT sample (exact SRTT min/max); none: SRTT read at reports and close only', stringParser(parseRttSamples)),
   ringBytes: spec('ringBytes', 'ring buffer for connection records, a power of two, e.g. 4MiB (a change applies at the next start)', parseRingBytes),
+  bpfStats: spec('bpfStats', 'on: count each mesh program\'s runs and run time for /metrics (two clock reads per run of every BPF program on the node); off', parseBpfStats),
   logLevel: spec('logLevel', 'debug, info, warn or error', stringParser(parseLogLevel)),
 };
 
@@ -180,6 +189,7 @@ export function defaultSettings(instance: string = DEFAULT_INSTANCE): AgentSetti
     reportIntervalMs: 10_000,
     rttSamples: 'all',
     ringBytes: 4 << 20,
+    bpfStats: 'off',
     logLevel: 'info',
   };
 }

@@ -13,7 +13,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { BpfMap, BpfObjectSpec, Collection, Link, mapTypeName, objectPath, native } from '../bpf';
+import { BpfMap, BpfObjectSpec, Collection, Link, mapTypeName, objectPath, native, Program } from '../bpf';
+import type { ProgramCost } from '../bpf';
 import { MeshCounter, MeshVerdictKey } from '../bpf/layouts/mesh';
 import { REPLACING_SUFFIX } from '../bpf/pins';
 import { cgroup2Root } from '../platform/cgroup';
@@ -310,6 +311,29 @@ export class Dataplane {
       let count = 0;
       for (let off = 0; off + 8 <= value.length; off += 8) count += Number(value.readBigUInt64LE(off));
       out.push({ svc: k.svc, verdict: k.verdict, count });
+    }
+    return out;
+  }
+
+  /**
+   * Each hook's program (and the report run's, as `report`): runs and run
+   * time so far as the kernel counts them - only while BPF run-time stats are
+   * on (RunTimeStats), zeros otherwise. Since the program was loaded: an
+   * agent start swaps in new programs, so these restart from zero with it.
+   */
+  programCosts(): ProgramCost[] {
+    const hooks: [string, Link][] = [...this.links, ['report', this.reporter]];
+    const out: ProgramCost[] = [];
+    for (const [name, link] of hooks) {
+      const id = link.closed ? undefined : link.info().progId;
+      if (id === undefined) continue;
+      const p = Program.fromId(id);
+      try {
+        const i = p.info();
+        out.push({ name, runs: i.runCount, ns: i.runTimeNs });
+      } finally {
+        p.close();
+      }
     }
     return out;
   }

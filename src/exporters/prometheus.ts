@@ -59,6 +59,8 @@ export interface AgentMetricsSnapshot {
   otlp?: { endpoint: string; exported: number; failed: number; dropped: number };
   /** connect-time verdicts from the kernel, per service (namespace/name) */
   verdicts: ReadonlyArray<{ service: string; verdict: string; count: number }>;
+  /** each mesh program's runs and run time (ns) by hook, while bpfStats is on; empty otherwise: then no sockmesh_bpf_program_* series */
+  programs: ReadonlyArray<{ name: string; runs: number; ns: number }>;
 }
 
 export type AgentCollector = () => AgentMetricsSnapshot;
@@ -297,6 +299,21 @@ export class PrometheusExporter {
         for (const v of a.verdicts) verdicts.inc({ service: v.service, verdict: v.verdict }, checkCount('sockmesh_connect_verdicts_total', v.count));
       },
     });
+
+    // Labelled by hook, like the verdicts: with bpfStats off there is no series rather than a misleading 0.
+    const program = (name: string, help: string, read: (p: AgentMetricsSnapshot['programs'][number]) => number): void => {
+      const c: Counter<'hook'> = new Counter({
+        name, help, labelNames: ['hook'], registers,
+        collect: () => {
+          const a = this.agentSnapshot;
+          if (!a) return;
+          c.reset();
+          for (const p of a.programs) c.inc({ hook: p.name }, checkCount(name, read(p)));
+        },
+      });
+    };
+    program('sockmesh_bpf_program_runs_total', 'Runs of each mesh program since it was loaded (bpfStats on).', (p) => p.runs);
+    program('sockmesh_bpf_program_run_seconds_total', 'Time each mesh program ran since it was loaded, as the kernel measures it (bpfStats on).', (p) => p.ns / 1e9);
 
     // OTLP counters carry the endpoint as a label: with OTLP off, reset()
     // leaves no series at all, where a label-less counter would show 0.

@@ -10,64 +10,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { BpfMap, Link } from '../../../src/bpf';
-import { cgroup2Root, ScratchCgroup } from '../../../src/platform/cgroup';
-import { AgentProc, agentCli, writeMesh } from '../../helpers/agent-proc';
+import { AgentProc, agentCli } from '../../helpers/agent-proc';
+import { agentEnv, metricsOf, metricSum } from '../../helpers/agent-env';
 import { collect, spawnInCgroup } from '../../helpers/child';
 import { Cleanup } from '../../helpers/cleanup';
 import { needsKernel } from '../../helpers/kernel';
 import { snapshot, waitForNoLeftovers } from '../../helpers/leftovers';
-import { TestNetns } from '../../helpers/netns';
 import { waitFor } from '../../helpers/wait';
-import { startFixture } from '../../helpers/child';
-
-interface Env {
-  instance: string;
-  bpffsDir: string;
-  cg: ScratchCgroup;
-  ns: TestNetns;
-  meshFile: string;
-  args: string[];
-}
-
-/** webPort: where the web VIP leads instead of the first backend (a test's own server). */
-async function setup(cleanup: Cleanup, tag: string, webPort?: number): Promise<Env & { ports: number[] }> {
-  const instance = `t${process.pid}${tag}`;
-  const ns = cleanup.add('netns', TestNetns.create(tag), (n) => n.remove());
-  const cg = cleanup.add('cgroup', ScratchCgroup.create(`sockmesh-test-${process.pid}-${tag}`), (c) => c.remove());
-  const backends = await startFixture<{ ports: number[] }>(undefined, 'backend', ['127.0.0.1', '0,0'], ns.prefix());
-  cleanup.defer('backends', backends.stop);
-  const ports = backends.ready.ports;
-  const meshFile = writeMesh(meshYaml(webPort ? [webPort, ports[1]!] : ports));
-  cleanup.defer('mesh file', () => fs.rmSync(path.dirname(meshFile), { recursive: true, force: true }));
-  const bpffsDir = `/sys/fs/bpf/sockmesh/${instance}`;
-  const args = ['-c', meshFile, '--instance', instance, '--cgroup-root', path.relative(cgroup2Root()!, cg.path),
-    '--metrics-address', '127.0.0.1:0', '--api-socket', `/tmp/sockmesh-${instance}.sock`, '--report-interval', '1s'];
-  // Whatever happens, the instance is uninstalled (as an operator would).
-  cleanup.defer('uninstall', () => agentCli(['agent', ...args, '--uninstall']));
-  return { instance, bpffsDir, cg, ns, meshFile, args, ports };
-}
-
-function meshYaml(ports: number[]): string {
-  return `apiVersion: sockmesh.io/v1alpha1
-kind: Mesh
-network:
-  vipCIDRs: [127.77.0.0/16]
-services:
-  - name: web
-    vips: [127.77.0.50]
-    ports:
-      - { port: 80, targetPort: ${ports[0]} }
-    backends:
-      - { address: 127.0.0.1 }
-  - name: web2
-    vips: [127.77.0.51]
-    ports:
-      - { port: 80, targetPort: ${ports[1]} }
-    backends:
-      - { address: 127.0.0.1, weight: 5 }
-workloads: []
-`;
-}
 
 function ids(bpffsDir: string): { maps: Record<string, number>; links: Record<string, number> } {
   const maps: Record<string, number> = {};
@@ -99,7 +48,7 @@ test('SIGKILL and restart under load: zero failed connects, state adopted not re
   const before = snapshot();
   const cleanup = new Cleanup();
   try {
-    const env = await setup(cleanup, 'kill');
+    const env = await agentEnv(cleanup, 'kill');
     const first = AgentProc.start(env.args);
     cleanup.defer('first agent', () => first.kill('SIGKILL'));
     await first.waitForLog('agent running');
@@ -133,7 +82,7 @@ test('a restart with another ring size replaces the ring under load: no connect 
   const before = snapshot();
   const cleanup = new Cleanup();
   try {
-    const env = await setup(cleanup, 'ring');
+    const env = await agentEnv(cleanup, 'ring');
     const first = AgentProc.start([...env.args, '--ring-bytes', '1MiB']);
     cleanup.defer('first agent', () => first.kill('SIGKILL'));
     await first.waitForLog('agent running');
@@ -166,27 +115,12 @@ test('a restart with another ring size replaces the ring under load: no connect 
 });
 
 /** Sum of a metric's samples whose labels contain every `match`. */
-function metricSum(text: string, name: string, ...match: string[]): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) || !match.every((m) => line.includes(m))) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
-
-async function metricsOf(agent: AgentProc): Promise<string> {
-  const address = (await agent.waitForLog('metrics listening')).address as string;
-  const res = await fetch(`http://${address}/metrics`);
-  return res.text();
-}
-
 test('counters stay exact across a SIGKILL and restart: a connection\'s bytes are counted once', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();
   const cleanup = new Cleanup();
   try {
-    const env = await setup(cleanup, 'count', 18090);
+    const env = await agentEnv(cleanup, 'count', 18090);
     const first = AgentProc.start(env.args);
     cleanup.defer('first agent', () => first.kill('SIGKILL'));
     await first.waitForLog('agent running');
@@ -236,7 +170,7 @@ test('an invalid mesh file on reload is rejected with its paths; the kernel stat
   const before = snapshot();
   const cleanup = new Cleanup();
   try {
-    const env = await setup(cleanup, 'bad');
+    const env = await agentEnv(cleanup, 'bad');
     const agent = AgentProc.start(env.args);
     cleanup.defer('agent', () => agent.kill('SIGKILL'));
     await agent.waitForLog('agent running');
@@ -285,7 +219,7 @@ test('a fresh agent that cannot start its endpoints rolls its install back', asy
   const before = snapshot();
   const cleanup = new Cleanup();
   try {
-    const env = await setup(cleanup, 'roll');
+    const env = await agentEnv(cleanup, 'roll');
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     cleanup.defer('blocker', () => blocker.close());
@@ -306,7 +240,7 @@ test('a changed mesh file is applied without a signal: the watched file reloads'
   const before = snapshot();
   const cleanup = new Cleanup();
   try {
-    const env = await setup(cleanup, 'watch');
+    const env = await agentEnv(cleanup, 'watch');
     const agent = AgentProc.start(env.args);
     cleanup.defer('agent', () => agent.kill('SIGKILL'));
     await agent.waitForLog('agent running');

@@ -32,6 +32,7 @@ test('with nothing set, the defaults', () => {
     reportIntervalMs: 10_000,
     rttSamples: 'all',
     ringBytes: 4 * 1024 * 1024,
+    bpfStats: 'off',
     logLevel: 'info',
   });
   assert.deepEqual(settings({ flags: {}, env: {} }), defaultSettings());
@@ -102,7 +103,7 @@ test('a bad file value is reported at its position in the file', () => {
   const issues = refused({ flags: {}, env: {}, file: fileLayer({ reportInterval: '2h', colour: 'blue' }) });
   assert.deepEqual(issues.map(formatSettingsIssue), [
     'mesh.yaml:42:3 agent.reportInterval: must be a duration in 100ms..1h, e.g. 10s or 10000 (milliseconds), got "2h"',
-    'mesh.yaml:42:3 agent.colour: unknown setting (known: instance, bpffsDir, cgroupRoot, metricsAddress, apiSocket, otlpEndpoint, reportInterval, rttSamples, ringBytes, logLevel)',
+    'mesh.yaml:42:3 agent.colour: unknown setting (known: instance, bpffsDir, cgroupRoot, metricsAddress, apiSocket, otlpEndpoint, reportInterval, rttSamples, ringBytes, bpfStats, logLevel)',
   ]);
 });
 
@@ -185,6 +186,17 @@ test('rttSamples: all or none, from any layer; anything else is refused with bot
   assert.equal(settings({ flags: {}, env: {}, file: fileLayer({ rttSamples: 'none' }) }).rttSamples, 'none');
   assert.deepEqual(refused({ flags: { rttSamples: 'some' }, env: {} }).map(formatSettingsIssue), [
     'flag --rtt-samples: must be all (every RTT sample: exact SRTT min/max) or none (no callback per ACK), got "some"',
+  ]);
+});
+
+test('bpfStats: on or off, from any layer; anything else is refused with what on does', () => {
+  assert.equal(settings({ flags: {}, env: { SOCKMESH_BPF_STATS: 'on' } }).bpfStats, 'on');
+  assert.equal(settings({ flags: { bpfStats: 'off' }, env: { SOCKMESH_BPF_STATS: 'on' } }).bpfStats, 'off');
+  assert.equal(settings({ flags: {}, env: {}, file: fileLayer({ bpfStats: 'on' }) }).bpfStats, 'on');
+  assert.equal(settings({ flags: {}, env: {}, file: fileLayer({ bpfStats: true }) }).bpfStats, 'on', 'a YAML boolean');
+  assert.deepEqual(refused({ flags: { bpfStats: 'true' }, env: {}, file: fileLayer({ bpfStats: 1 }) }).map(formatSettingsIssue), [
+    "mesh.yaml:42:3 agent.bpfStats: must be on (count each mesh program's runs and run time for /metrics) or off, got 1",
+    "flag --bpf-stats: must be on (count each mesh program's runs and run time for /metrics) or off, got \"true\"",
   ]);
 });
 

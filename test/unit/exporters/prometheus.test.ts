@@ -357,6 +357,7 @@ function snapshot(over: Partial<AgentMetricsSnapshot> = {}): AgentMetricsSnapsho
       { service: 'demo/api', verdict: 'no_backend', count: 2 },
       { service: 'demo/db', verdict: 'translated', count: 9 },
     ],
+    programs: [],
     ...over,
   };
 }
@@ -384,8 +385,9 @@ test('agent metrics: the collector is read once per scrape and its current value
     assert.equal(typeOf(text, c), 'counter', c);
   }
   for (const g of ['sockmesh_open_connections', 'sockmesh_services', 'sockmesh_config_rejected']) assert.equal(typeOf(text, g), 'gauge', g);
-  // OTLP off: the metrics exist but have no series (not a misleading 0).
+  // OTLP off, bpfStats off: the metrics exist but have no series (not a misleading 0).
   assert.equal(samples.filter((s) => s.name.startsWith('sockmesh_otlp_')).length, 0);
+  assert.equal(samples.filter((s) => s.name.startsWith('sockmesh_bpf_program_')).length, 0);
 
   // Absolute values, not increments: the next scrape shows the new totals, and
   // a service gone from the verdicts is gone from the output.
@@ -393,8 +395,12 @@ test('agent metrics: the collector is read once per scrape and its current value
     records: 2000, configRejected: true, openConnections: 4,
     verdicts: [{ service: 'demo/api', verdict: 'translated', count: 41 }],
     otlp: { endpoint: 'http://127.0.0.1:4317', exported: 90, failed: 2, dropped: 1 },
+    programs: [{ name: 'connect4', runs: 1000, ns: 1_500_000 }, { name: 'sockops', runs: 22_000, ns: 3_000_000 }],
   });
   ({ text, samples } = await scrape(exp));
+  assert.equal(value(samples, 'sockmesh_bpf_program_runs_total', { hook: 'sockops' }), 22_000);
+  assert.equal(value(samples, 'sockmesh_bpf_program_run_seconds_total', { hook: 'connect4' }), 0.0015, 'seconds, from ns');
+  assert.equal(typeOf(text, 'sockmesh_bpf_program_run_seconds_total'), 'counter');
   assert.equal(calls, 2);
   assert.equal(value(samples, 'sockmesh_ring_records_total', {}), 2000);
   assert.equal(value(samples, 'sockmesh_open_connections', {}), 4);
