@@ -462,6 +462,18 @@ function crossCheck(cidrs: readonly Cidr[] | undefined, services: readonly Servi
     }
   }
 
+  // connect4 translates once: a backend that is itself a VIP (or anywhere in
+  // the VIP ranges, where no host lives) would be dialled as is and fail.
+  for (const svc of services) {
+    for (const { index, value: b } of svc.backends) {
+      if (!range?.contains(b.address)) continue;
+      const owner = vipOwner.get(b.address.text);
+      const what = owner ? `the VIP of ${owner.svc.key === undefined ? owner.path : `service ${owner.svc.key}`}` : 'inside network.vipCIDRs';
+      issues.push({ path: ['services', svc.index, 'backends', index, 'address'],
+        message: `backend ${b.address.text} is ${what}: VIPs are translated once, at connect(), so a backend must be an endpoint (a pod address), not a VIP` });
+    }
+  }
+
   const wl = workloads.map((w) => ({ index: w.index, value: w }));
   for (const { item, first } of duplicates(wl, (w) => w.key)) {
     issues.push({ path: ['workloads', item.index, 'name'], message: `duplicate workload ${item.value.key ?? ''} (also workloads[${first}])` });

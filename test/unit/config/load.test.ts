@@ -173,6 +173,17 @@ test('VIP outside every vipCIDR, IPv4 and IPv6', () => {
   expectIssue(text, 'services[0].vips[1]', '"fd78::1"', /VIP fd78::1 is outside/);
 });
 
+test('a backend that is a VIP, or inside the VIP ranges, is refused: connect4 does not translate twice', () => {
+  const text = mesh(
+    'services:',
+    '  - { name: a, vips: [127.77.0.1], ports: [{ port: 80 }], backends: [{ address: 127.0.0.2 }] }',
+    '  - { name: b, vips: [127.77.0.3, "fd77::3"], ports: [{ port: 80 }], backends: [{ address: 127.77.0.1 }, { address: "fd77::9" }, { address: 127.0.0.5 }] }',
+  );
+  expectIssue(text, 'services[1].backends[0].address', '127.77.0.1', /backend 127\.77\.0\.1 is the VIP of service default\/a: VIPs are translated once, at connect\(\), so a backend must be an endpoint/, 1);
+  expectIssue(text, 'services[1].backends[1].address', '"fd77::9"', /backend fd77::9 is inside network\.vipCIDRs/);
+  assert.equal(issues(text).length, 2, 'the real endpoints pass');
+});
+
 test('bad CIDRs', () => {
   const text = [
     'apiVersion: sockmesh.io/v1alpha1',
@@ -298,11 +309,11 @@ test('backend family must match a VIP family; backends are unique', () => {
     'vips: [127.77.0.1]',
     PORTS,
     'backends:',
-    '  - address: "fd77::21"',
+    '  - address: "fd00::21"',
     '  - address: 127.0.0.21',
     '  - address: 127.0.0.21',
   ));
-  expectIssue(text, 'services[0].backends[0].address', '"fd77::21"', /IPv6 backend fd77::21, but the service has only IPv4 VIPs/);
+  expectIssue(text, 'services[0].backends[0].address', '"fd00::21"', /IPv6 backend fd00::21, but the service has only IPv4 VIPs/);
   expectIssue(text, 'services[0].backends[2].address', '127.0.0.21', /duplicate backend 127\.0\.0\.21 \(also backends\[1\]\)/, 1);
 });
 
