@@ -283,6 +283,24 @@ export function checkMemlock(limitsText: string = fs.readFileSync('/proc/self/li
     'ulimit -l unlimited, LimitMEMLOCK=infinity in the systemd unit, or grant CAP_SYS_RESOURCE');
 }
 
+/**
+ * kernel.bpf_stats_enabled=1 makes every BPF program of the node read the
+ * clock twice per run, for as long as nobody turns it off: a profiling
+ * switch left on costs the mesh (and Cilium, and anyone) on every packet or
+ * connect. The agent's own bpfStats holds the accounting by an fd instead.
+ */
+export function checkBpfStatsSysctl(read: () => string = () => fs.readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8')): CheckResult {
+  let value: string;
+  try {
+    value = read().trim();
+  } catch (err) {
+    return skip('system', 'bpf stats', `cannot read kernel.bpf_stats_enabled: ${errorText(err)}`);
+  }
+  if (value === '0') return ok('system', 'bpf stats', 'kernel.bpf_stats_enabled=0 (run-time accounting only while someone holds it, e.g. the agent with bpfStats on)');
+  return warn('system', 'bpf stats', `kernel.bpf_stats_enabled=${value}: every BPF program on this node reads the clock twice per run`,
+    'sysctl -w kernel.bpf_stats_enabled=0 unless someone is measuring; for the mesh programs alone use the agent\'s bpfStats: on');
+}
+
 // ---------------------------------------------------------------------------
 // Kernel probes through the addon.
 
@@ -642,7 +660,7 @@ export function runDoctor(opts: DoctorOptions = {}): CheckResult[] {
   const addon = loadAddon();
   const system: CheckResult[] = [
     checkKernel(), privileges, checkLibbpf(addon), checkBtf(), checkBpffs(opts.mountBpffs ?? false, mounts),
-    checkCgroup2(mounts), checkMemlock(undefined, undefined, caps),
+    checkCgroup2(mounts), checkMemlock(undefined, undefined, caps), checkBpfStatsSysctl(),
   ];
 
   const progNames = Object.keys(AGENT_PROG_TYPES) as AgentProgType[];

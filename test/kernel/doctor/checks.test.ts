@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   AGENT_MAP_TYPES, AGENT_PROG_TYPES, CheckResult, SELFTEST_PROGRAMS, checkBpffs, checkBtf, checkCgroup2,
-  checkMemlock, checkPrivileges, checkProgramType, parseKernelRelease, proveAttachments, runDoctor,
+  checkBpfStatsSysctl, checkMemlock, checkPrivileges, checkProgramType, parseKernelRelease, proveAttachments, runDoctor,
 } from '../../../src/doctor/checks';
 import { repoRoot } from '../../../src/bpf/native';
 import { readMounts } from '../../../src/platform/cgroup';
@@ -83,6 +83,8 @@ test('system checks: BTF, cgroup v2 at the path /proc/mounts gives, privileges, 
 
   const mem = checkMemlock();
   assertOk(mem);
+  const stats = checkBpfStatsSysctl();
+  assert.equal(stats.status, fs.readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim() === '0' ? 'ok' : 'warn', stats.detail);
   const v = parseKernelRelease(os.release());
   if (v && (v[0] > 5 || (v[0] === 5 && v[1] >= 11))) assert.match(mem.detail, /irrelevant/);
 });
