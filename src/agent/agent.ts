@@ -51,6 +51,7 @@ export class Agent implements AgentView {
   private reader: MappedRingReader | undefined;
   /** Held while the agent runs with bpfStats on: the kernel counts while it is open. */
   private runStats: RunTimeStats | undefined;
+  private runStatsSince = '';
   /** When the current ring drain started: the last-seen time of what it reads. */
   private drainNowMs = 0;
   private watcher: fs.FSWatcher | undefined;
@@ -112,7 +113,10 @@ export class Agent implements AgentView {
     const first = this.load();
     if (first.kind === 'rejected' && !Dataplane.pinned(settings.bpffsDir)) throw first.error;
     // Before the dataplane, so a refusal changes nothing in the kernel.
-    if (settings.bpfStats === 'on') this.runStats = enableRunTimeStats();
+    if (settings.bpfStats === 'on') {
+      this.runStats = enableRunTimeStats();
+      this.runStatsSince = new Date().toISOString();
+    }
     try {
       this.attach(first, mount);
     } catch (err) {
@@ -320,6 +324,7 @@ export class Agent implements AgentView {
       openConnections: this.openConnections,
       ringbuf: { records: st?.records ?? 0, dropped: this.dp?.counter(MeshCounter.EVENTS_DROPPED) ?? 0, decodeErrors: this.decodeErrors },
       ...(this.otlpStats ? { otlp: this.otlpStats() } : {}),
+      ...(this.runStats ? { bpfStats: { since: this.runStatsSince, programs: this.programCosts().map((c) => ({ hook: c.name, runs: c.runs, runNs: c.ns })) } } : {}),
     };
   }
 

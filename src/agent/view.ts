@@ -33,6 +33,8 @@ export interface AgentStatus {
   openConnections: number;
   ringbuf: { records: number; dropped: number; decodeErrors: number };
   otlp?: { endpoint: string; exported: number; failed: number; dropped: number };
+  /** With bpfStats on: since when the kernel counts, and each hook's program runs and run time (ns). */
+  bpfStats?: { since: string; programs: { hook: string; runs: number; runNs: number }[] };
 }
 
 export interface ServiceView {

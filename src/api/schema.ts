@@ -171,6 +171,7 @@ function statusToWire(s: AgentStatus): Plain {
     openConnections: s.openConnections,
     ringbuf: s.ringbuf,
     otlp: s.otlp,
+    bpfStats: s.bpfStats,
   };
 }
 
@@ -307,6 +308,13 @@ function statusFromWire(f: Fields): AgentStatus {
   if (rejected) status.config.rejected = { at: rejected.str('at'), errors: rejected.strs('errors') };
   if (otlp) {
     status.otlp = { endpoint: otlp.str('endpoint'), exported: otlp.u64('exported'), failed: otlp.u64('failed'), dropped: otlp.u64('dropped') };
+  }
+  const stats = f.optMsg('bpfStats');
+  if (stats) {
+    status.bpfStats = {
+      since: stats.str('since'),
+      programs: stats.msgs('programs', (p) => ({ hook: p.str('hook'), runs: p.u64('runs'), runNs: p.u64('runNs') })),
+    };
   }
   return status;
 }

@@ -1,6 +1,6 @@
 /** `sockmesh status`: the agent's state as aligned fields (table/wide) or the full object. */
 import type { AgentStatus } from '../../agent/view';
-import { humanAge } from './format';
+import { humanAge, humanDuration, humanShare } from './format';
 import { OutputFormat, toJson, toYaml } from './output';
 import { renderFields } from './table';
 
@@ -15,6 +15,20 @@ function configLine(s: AgentStatus, now: number, wide: boolean): string {
   }
   for (const w of c.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n');
+}
+
+/**
+ * With bpfStats on: what the mesh programs cost the kernel since the agent
+ * started - the busiest hook first, time per run, and the CPU they took
+ * together; wide adds the run counts.
+ */
+function bpfStatsLine(s: NonNullable<AgentStatus['bpfStats']>, now: number, wide: boolean): string {
+  const ran = s.programs.filter((p) => p.runs > 0).sort((a, b) => b.runNs - a.runNs);
+  const total = ran.reduce((a, p) => a + p.runNs, 0);
+  const wallNs = Math.max(1, now - Date.parse(s.since)) * 1e6;
+  const head = `on for ${humanAge(s.since, now)}: ${humanShare(total / wallNs)} of one CPU in the mesh programs`;
+  if (ran.length === 0) return `${head} (none ran yet)`;
+  return [head, ...ran.map((p) => `  ${p.hook} ${humanDuration(p.runNs / p.runs)}/run${wide ? ` x ${p.runs} run${p.runs === 1 ? '' : 's'}` : ''}`)].join('\n');
 }
 
 export function renderStatus(format: OutputFormat, s: AgentStatus, now = Date.now()): string {
@@ -38,6 +52,7 @@ export function renderStatus(format: OutputFormat, s: AgentStatus, now = Date.no
         ['Connections', `${s.openConnections} open, ${s.records} records`],
         ['Ring buffer', `${s.ringbuf.records} records, ${s.ringbuf.dropped} dropped, ${s.ringbuf.decodeErrors} decode errors`],
         ['OTLP', otlp],
+        ...(s.bpfStats ? ([['BPF stats', bpfStatsLine(s.bpfStats, now, wide)]] as [string, string][]) : []),
       ];
       return renderFields(fields);
     }

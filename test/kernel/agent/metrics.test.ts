@@ -8,9 +8,10 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { AgentStatus } from '../../../src/agent/view';
 import { Link, Program } from '../../../src/bpf';
 import { agentEnv, metricsOf, metricSum } from '../../helpers/agent-env';
-import { AgentProc } from '../../helpers/agent-proc';
+import { AgentProc, agentCli } from '../../helpers/agent-proc';
 import { runInCgroup } from '../../helpers/child';
 import { Cleanup } from '../../helpers/cleanup';
 import { needsKernel } from '../../helpers/kernel';
@@ -57,6 +58,11 @@ test('bpfStats on: /metrics has each hook\'s runs and run time, and the counting
     assert.ok(seconds('connect4') > 0 && seconds('sockops') > 0, 'run time measured');
     assert.ok(seconds('connect4') / runs('connect4') < 1e-3, `a connect4 run takes microseconds, not ${seconds('connect4') / runs('connect4')} s`);
     assert.match(text, /^sockmesh_bpf_program_runs_total\{hook="sendmsg4"\} 0$/m, 'every hook, the idle ones at 0: no UDP here');
+    // The same counts through the local API, for `sockmesh status`.
+    const status = (): AgentStatus => JSON.parse(agentCli(['status', '--socket', env.args[env.args.indexOf('--api-socket') + 1]!, '-o', 'json'])) as AgentStatus;
+    const st = status();
+    assert.ok(st.bpfStats && Date.parse(st.bpfStats.since) > 0);
+    assert.equal(st.bpfStats.programs.find((p) => p.hook === 'connect4')?.runs, 50);
 
     await agent.kill('SIGTERM');
     // The agent held the stats by an fd: gone with it, unless the node turned them on itself.
@@ -72,6 +78,7 @@ test('bpfStats on: /metrics has each hook\'s runs and run time, and the counting
     cleanup.defer('agent without stats', () => plain.kill('SIGKILL'));
     await plain.waitForLog('agent running');
     assert.doesNotMatch(await metricsOf(plain), /^sockmesh_bpf_program_\w+\{/m, 'bpfStats off: no such series');
+    assert.equal(status().bpfStats, undefined, 'nor any in status');
     await plain.kill('SIGTERM');
   } finally {
     await cleanup.run();

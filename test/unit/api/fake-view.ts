@@ -31,12 +31,21 @@ export const STATUS: AgentStatus = {
   openConnections: 7,
   ringbuf: { records: 123_460, dropped: 3, decodeErrors: 1 },
   otlp: { endpoint: 'http://collector:4317', exported: 100, failed: 2, dropped: 0 },
+  bpfStats: {
+    since: '2024-05-01T10:00:00.000Z',
+    programs: [
+      { hook: 'connect4', runs: 100_000_000, runNs: 110_000_000_000 },
+      { hook: 'sockops', runs: 2_000_000_000, runNs: 296_000_000_000 },
+      { hook: 'sendmsg4', runs: 0, runNs: 0 },
+    ],
+  },
 };
 
 /** The same agent with every optional part unset. */
 export const STATUS_MINIMAL: AgentStatus = (() => {
   const s: AgentStatus = { ...STATUS, dataplane: 'installed', dataplaneChanges: [], config: { file: '/etc/sockmesh/mesh.yaml', warnings: [] } };
   delete s.otlp;
+  delete s.bpfStats;
   return s;
 })();
 

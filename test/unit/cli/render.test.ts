@@ -187,7 +187,11 @@ test('status: fields with ages in table, more in wide, the object in json/yaml',
   assert.match(t, /^OTLP: {9}http:\/\/collector:4317: 100 exported, 2 failed, 0 dropped$/m);
   assert.doesNotMatch(t, /PID|Cgroup/);
   assert.match(t, /^Dataplane: {4}adopted, 2 change\(s\) to the pinned state \(-o wide lists them\)$/m);
+  // 406 s of program time in 3h12m, the costliest hook first, idle hooks left out.
+  assert.match(t, /^BPF stats: {4}on for 3h12m: 3\.5% of one CPU in the mesh programs\n {16}sockops 148ns\/run\n {16}connect4 1\.1µs\/run$/m);
+  assert.doesNotMatch(t, /sendmsg4/);
   const w = renderStatus('wide', STATUS, now);
+  assert.match(w, /^ +sockops 148ns\/run x 2000000000 runs$/m);
   assert.match(w, /^PID: +4242$/m);
   assert.match(w, /^BPF fs: +\/sys\/fs\/bpf\/sockmesh\/default$/m);
   assert.match(w, /applied 3h11m ago \(2024-05-01T10:00:01\.000Z\)/);
@@ -195,6 +199,7 @@ test('status: fields with ages in table, more in wide, the object in json/yaml',
 
   const m = renderStatus('table', STATUS_MINIMAL, now);
   assert.match(m, /^OTLP: +off$/m);
+  assert.doesNotMatch(m, /BPF stats/);
   assert.match(m, /^Dataplane: +installed$/m);
   assert.match(m, /^Config: +\/etc\/sockmesh\/mesh\.yaml, not applied yet$/m);
   assert.doesNotMatch(m, /REJECTED|warning/);
