@@ -300,34 +300,27 @@ export class PrometheusExporter {
       },
     });
 
-    // Labelled by hook, like the verdicts: with bpfStats off there is no series rather than a misleading 0.
-    const program = (name: string, help: string, read: (p: AgentMetricsSnapshot['programs'][number]) => number): void => {
-      const c: Counter<'hook'> = new Counter({
-        name, help, labelNames: ['hook'], registers,
+    // One label, series as the snapshot lists them now: reset() at each scrape,
+    // so with OTLP or bpfStats off there is no series, where a label-less
+    // counter would show a misleading 0.
+    const listed = <L extends string>(name: string, help: string, label: L,
+      series: (a: AgentMetricsSnapshot) => ReadonlyArray<readonly [string, number]>): void => {
+      const c: Counter<L> = new Counter({
+        name, help, labelNames: [label], registers,
         collect: () => {
           const a = this.agentSnapshot;
           if (!a) return;
           c.reset();
-          for (const p of a.programs) c.inc({ hook: p.name }, checkCount(name, read(p)));
+          for (const [value, n] of series(a)) c.inc({ [label]: value } as Record<L, string>, checkCount(name, n));
         },
       });
     };
-    program('sockmesh_bpf_program_runs_total', 'Runs of each mesh program since it was loaded (bpfStats on).', (p) => p.runs);
-    program('sockmesh_bpf_program_run_seconds_total', 'Time each mesh program ran since it was loaded, as the kernel measures it (bpfStats on).', (p) => p.ns / 1e9);
-
-    // OTLP counters carry the endpoint as a label: with OTLP off, reset()
-    // leaves no series at all, where a label-less counter would show 0.
-    const otlp = (name: string, help: string, read: (o: NonNullable<AgentMetricsSnapshot['otlp']>) => number): void => {
-      const c: Counter<'endpoint'> = new Counter({
-        name, help, labelNames: ['endpoint'], registers,
-        collect: () => {
-          const a = this.agentSnapshot;
-          if (!a) return;
-          c.reset();
-          if (a.otlp) c.inc({ endpoint: a.otlp.endpoint }, checkCount(name, read(a.otlp)));
-        },
-      });
-    };
+    listed('sockmesh_bpf_program_runs_total', 'Runs of each mesh program since it was loaded (bpfStats on).', 'hook',
+      (a) => a.programs.map((p) => [p.name, p.runs] as const));
+    listed('sockmesh_bpf_program_run_seconds_total', 'Time each mesh program ran since it was loaded, as the kernel measures it (bpfStats on).', 'hook',
+      (a) => a.programs.map((p) => [p.name, p.ns / 1e9] as const));
+    const otlp = (name: string, help: string, read: (o: NonNullable<AgentMetricsSnapshot['otlp']>) => number): void =>
+      listed(name, help, 'endpoint', (a) => (a.otlp ? [[a.otlp.endpoint, read(a.otlp)] as const] : []));
     otlp('sockmesh_otlp_exported_total', 'Connection spans exported to the OTLP collector.', (o) => o.exported);
     otlp('sockmesh_otlp_failed_total', 'Connection spans whose OTLP export failed (after retries).', (o) => o.failed);
     otlp('sockmesh_otlp_dropped_total', 'Connection spans dropped before OTLP export (export queue full).', (o) => o.dropped);
