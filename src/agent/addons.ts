@@ -36,7 +36,7 @@ export async function startAddons(agent: Agent, log: Logger): Promise<{ metricsP
       configRejected: st.config.rejected !== undefined,
       ...(st.otlp ? { otlp: st.otlp } : {}),
       verdicts: agent.verdicts(),
-      programs: agent.programCosts(),
+      programs: st.bpfStats?.programs ?? [],
     };
   });
   const http = await startHttpServer({

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BpfError, RunTimeStats } from '../bpf';
-import type { BpfMap, ProgramCost } from '../bpf';
+import type { BpfMap } from '../bpf';
 import { MappedRingReader } from '../bpf/mapped-ring';
 import { MeshCounter, MESH_VERDICT_NAMES } from '../bpf/layouts/mesh';
 import { ConfigError } from '../config/errors';
@@ -324,13 +324,8 @@ export class Agent implements AgentView {
       openConnections: this.openConnections,
       ringbuf: { records: st?.records ?? 0, dropped: this.dp?.counter(MeshCounter.EVENTS_DROPPED) ?? 0, decodeErrors: this.decodeErrors },
       ...(this.otlpStats ? { otlp: this.otlpStats() } : {}),
-      ...(this.runStats ? { bpfStats: { since: this.runStatsSince, programs: this.programCosts().map((c) => ({ hook: c.name, runs: c.runs, runNs: c.ns })) } } : {}),
+      ...(this.runStats && this.dp ? { bpfStats: { since: this.runStatsSince, programs: this.dp.programCosts().map((c) => ({ hook: c.name, runs: c.runs, runNs: c.ns })) } } : {}),
     };
-  }
-
-  /** Each mesh program's runs and run time, with bpfStats on; empty otherwise. */
-  programCosts(): ProgramCost[] {
-    return this.runStats && this.dp ? this.dp.programCosts() : [];
   }
 
   /** Connect-time verdicts per dataplane service, from the kernel. */

@@ -60,7 +60,7 @@ export interface AgentMetricsSnapshot {
   /** connect-time verdicts from the kernel, per service (namespace/name) */
   verdicts: ReadonlyArray<{ service: string; verdict: string; count: number }>;
   /** each mesh program's runs and run time (ns) by hook, while bpfStats is on; empty otherwise: then no sockmesh_bpf_program_* series */
-  programs: ReadonlyArray<{ name: string; runs: number; ns: number }>;
+  programs: ReadonlyArray<{ hook: string; runs: number; runNs: number }>;
 }
 
 export type AgentCollector = () => AgentMetricsSnapshot;
@@ -316,9 +316,9 @@ export class PrometheusExporter {
       });
     };
     listed('sockmesh_bpf_program_runs_total', 'Runs of each mesh program since it was loaded (bpfStats on).', 'hook',
-      (a) => a.programs.map((p) => [p.name, p.runs] as const));
+      (a) => a.programs.map((p) => [p.hook, p.runs] as const));
     listed('sockmesh_bpf_program_run_seconds_total', 'Time each mesh program ran since it was loaded, as the kernel measures it (bpfStats on).', 'hook',
-      (a) => a.programs.map((p) => [p.name, p.ns / 1e9] as const));
+      (a) => a.programs.map((p) => [p.hook, p.runNs / 1e9] as const));
     const otlp = (name: string, help: string, read: (o: NonNullable<AgentMetricsSnapshot['otlp']>) => number): void =>
       listed(name, help, 'endpoint', (a) => (a.otlp ? [[a.otlp.endpoint, read(a.otlp)] as const] : []));
     otlp('sockmesh_otlp_exported_total', 'Connection spans exported to the OTLP collector.', (o) => o.exported);

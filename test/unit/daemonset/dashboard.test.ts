@@ -65,7 +65,7 @@ async function exposed(): Promise<Exposed> {
     records: 3, ringDropped: 0, decodeErrors: 0, openConnections: 0, services: 1, configRejected: false,
     otlp: { endpoint: 'http://127.0.0.1:4317', exported: 0, failed: 0, dropped: 0 },
     verdicts: [{ service: 'demo/api:http', verdict: 'rewritten', count: 1 }],
-    programs: [{ name: 'connect4', runs: 10, ns: 5000 }],
+    programs: [{ hook: 'connect4', runs: 10, runNs: 5000 }],
   }));
   const base = {
     cgroupId: 100, side: 'client' as const, family: 4 as const,

@@ -395,7 +395,7 @@ test('agent metrics: the collector is read once per scrape and its current value
     records: 2000, configRejected: true, openConnections: 4,
     verdicts: [{ service: 'demo/api', verdict: 'translated', count: 41 }],
     otlp: { endpoint: 'http://127.0.0.1:4317', exported: 90, failed: 2, dropped: 1 },
-    programs: [{ name: 'connect4', runs: 1000, ns: 1_500_000 }, { name: 'sockops', runs: 22_000, ns: 3_000_000 }],
+    programs: [{ hook: 'connect4', runs: 1000, runNs: 1_500_000 }, { hook: 'sockops', runs: 22_000, runNs: 3_000_000 }],
   });
   ({ text, samples } = await scrape(exp));
   assert.equal(value(samples, 'sockmesh_bpf_program_runs_total', { hook: 'sockops' }), 22_000);
