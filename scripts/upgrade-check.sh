@@ -102,18 +102,31 @@ long.on('close', () => setTimeout(() => {
 EOF
 
 mkdir -p "$CG/client" "$CG/server"
+# Waits until an agent's log says it runs (CI machines start slower than this
+# one: a fixed sleep would let the load begin before the programs are there).
+wait_running() {
+  local log=$1 pid=$2
+  for _ in $(seq 1 150); do
+    grep -q '"msg":"agent running"' "$log" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "upgrade-check: the agent exited before running:" >&2; tail -5 "$log" >&2; return 1; }
+    sleep 0.2
+  done
+  echo "upgrade-check: no 'agent running' in $log after 30 s:" >&2; tail -5 "$log" >&2; return 1
+}
+
 # Run in the background: exec makes the background subshell the process itself, so its PID is the one to kill.
 in_cgroup() { local cg=$1; shift; exec sh -c 'echo $$ > "$0/cgroup.procs"; exec "$@"' "$cg" "$@"; }
 in_cgroup "$CG/server" node "$WORK/server.js" & PIDS+=($!)
 step "old agent ($OLD_REV) up"
 node "$OLD/dist/src/cli/main.js" agent "${ARGS[@]}" 2> "$WORK/old.log" & OLD_PID=$!; PIDS+=($OLD_PID)
-sleep 2
+wait_running "$WORK/old.log" "$OLD_PID"
 in_cgroup "$CG/client" node "$WORK/client.js" 9000 > "$WORK/client.out" & CLIENT=$!; PIDS+=($CLIENT)
 sleep 3
 step "stopping the old agent under load; 1 s with no agent; then this tree's agent on its pins"
 kill -TERM "$OLD_PID"; wait "$OLD_PID" || true
 sleep 1
 node "$NEW_CLI" agent "${ARGS[@]}" 2> "$WORK/new.log" & NEW_PID=$!; PIDS+=($NEW_PID)
+wait_running "$WORK/new.log" "$NEW_PID"
 wait "$CLIENT"
 sleep 2
 node "$NEW_CLI" connections --socket "$WORK/api.sock" -o json > "$WORK/conns.json"
