@@ -37,6 +37,7 @@ EXPORT_STRUCT(mesh_conn_event);
 /* Tunables, set by the agent before load. */
 const volatile __u64 report_interval_ns = 10ULL * 1000 * 1000 * 1000;
 const volatile __u64 rb_flags = 0;    /* BPF_RB_NO_WAKEUP: the agent drains on a timer */
+const volatile __u64 wake_bytes = 0;  /* ...and is woken anyway once this much waits (0: never) */
 const volatile __u8 track_rtt = 1;    /* RTT_CB on every sample: SRTT min/max */
 
 /* Capacity of the backend slot table: every weighted slot of every live
@@ -484,9 +485,14 @@ static __always_inline struct mesh_conn_event *reserve_event(void)
 	return e;
 }
 
+/* A burst must not fill the ring between two of the agent's timed drains. */
 static __always_inline void submit_event(struct mesh_conn_event *e)
 {
-	bpf_ringbuf_submit(e, rb_flags);
+	__u64 flags = rb_flags;
+
+	if (wake_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wake_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
 	count(MESH_C_EVENTS);
 }
 

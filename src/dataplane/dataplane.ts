@@ -49,6 +49,12 @@ export interface DataplaneOptions {
   /** Ring buffer bytes (power of two, >= 4096). A change replaces the pinned ring (the old one is drained). */
   ringBytes?: number;
   /**
+   * Records go to the ring without waking its reader, which drains on a
+   * timer; once this many bytes wait, the programs wake it anyway, so a burst
+   * cannot fill the ring between two drains. Default: a quarter of the ring.
+   */
+  wakeBytes?: number;
+  /**
    * Writes the mesh file's services into new services/slots maps, when an
    * upgrade replaces them with maps that cannot be copied. Without it such an
    * upgrade is refused and the running programs stay.
@@ -111,13 +117,15 @@ export class Dataplane {
   }
 
   private static spec(opts: DataplaneOptions): BpfObjectSpec {
-    const spec = BpfObjectSpec.open(opts.object ?? objectPath('mesh')).setConstants({
+    const spec = BpfObjectSpec.open(opts.object ?? objectPath('mesh'));
+    if (opts.ringBytes) spec.setMaxEntries('events', opts.ringBytes);
+    const ringBytes = spec.mapDefinitions().find((m) => m.name === 'events')!.maxEntries;
+    return spec.setConstants({
       report_interval_ns: BigInt(opts.reportIntervalMs) * 1_000_000n,
       rb_flags: BigInt(native().constants.ringbufFlag.NO_WAKEUP),
+      wake_bytes: BigInt(opts.wakeBytes ?? ringBytes / 4),
       track_rtt: opts.trackRtt === false ? 0 : 1,
     });
-    if (opts.ringBytes) spec.setMaxEntries('events', opts.ringBytes);
-    return spec;
   }
 
   private static install(opts: DataplaneOptions): Dataplane {

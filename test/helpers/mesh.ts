@@ -4,7 +4,7 @@
  * directory - all registered with the test's Cleanup.
  */
 import fs from 'node:fs';
-import { Dataplane } from '../../src/dataplane/dataplane';
+import { Dataplane, DataplaneOptions } from '../../src/dataplane/dataplane';
 import { parseAddr } from '../../src/dataplane/addr';
 import type { BackendSpec, ServicePortSpec, Protocol } from '../../src/dataplane/desired';
 import { ScratchCgroup } from '../../src/platform/cgroup';
@@ -19,7 +19,7 @@ export interface MeshEnv {
   dp: Dataplane;
 }
 
-export function meshEnv(cleanup: Cleanup, tag: string, reportIntervalMs = 10_000, opts: { trackRtt?: boolean } = {}): MeshEnv {
+export function meshEnv(cleanup: Cleanup, tag: string, reportIntervalMs = 10_000, opts: Pick<DataplaneOptions, 'trackRtt' | 'wakeBytes'> = {}): MeshEnv {
   const ns = cleanup.add('netns', TestNetns.create(tag), (n) => n.remove());
   const cg = cleanup.add('cgroup', ScratchCgroup.create(`sockmesh-test-${process.pid}-${tag}`), (c) => c.remove());
   const bpffsDir = `/sys/fs/bpf/sockmesh-test-${process.pid}-${tag}`;
