@@ -485,13 +485,25 @@ static __always_inline struct mesh_conn_event *reserve_event(void)
 	return e;
 }
 
-/* A burst must not fill the ring between two of the agent's timed drains. */
+/* A record's footprint in the ring: its header and the record, 8-byte aligned. */
+#define MESH_REC_FOOTPRINT ((sizeof(struct mesh_conn_event) + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL)
+
+/*
+ * A burst must not fill the ring between two of the agent's timed drains:
+ * the records that take the ring past wake_bytes wake the agent. Only those
+ * (a window of a few records, for producers racing on other CPUs), not every
+ * record while the agent catches up - a forced wake-up queues an irq_work,
+ * a cost that would land on the very close() calls that outrun the agent.
+ */
 static __always_inline void submit_event(struct mesh_conn_event *e)
 {
-	__u64 flags = rb_flags;
+	__u64 flags = rb_flags, avail;
 
-	if (wake_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wake_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
+	if (wake_bytes) {
+		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		if (avail >= wake_bytes && avail < wake_bytes + 8 * MESH_REC_FOOTPRINT)
+			flags = BPF_RB_FORCE_WAKEUP;
+	}
 	bpf_ringbuf_submit(e, flags);
 	count(MESH_C_EVENTS);
 }
