@@ -192,7 +192,7 @@ export class Agent implements AgentView {
   /**
    * A reader of connection records into the aggregator, drained every 100 ms
    * (or when the kernel wakes it: Dataplane's wakeBytes). Batches of that
-   * size cost the agent ~17% less CPU per record than every 10 ms did, and
+   * size cost the agent ~12% less CPU per record than every 10 ms did, and
    * nothing a person reads needs records sooner.
    */
   private ringReader(map: BpfMap): MappedRingReader {
