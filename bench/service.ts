@@ -387,8 +387,8 @@ function loadProbe(name: BreakdownVariant, cgroupPath: string, pinName: string, 
   });
   undo.add(`${name} dataplane`, () => dp.close());
   applyDesired(dp.maps, desired);
-  if (name === 'connect4_only' || name in FLOOR_PROGRAMS) dp.links.get('sockops')?.detach();
-  const floor = FLOOR_PROGRAMS[name as keyof typeof FLOOR_PROGRAMS];
+  const floor: string | undefined = FLOOR_PROGRAMS[name as keyof typeof FLOOR_PROGRAMS];
+  if (name === 'connect4_only' || floor) dp.links.get('sockops')?.detach();
   if (floor) {
     // The mesh's own socket storage map: the client socket's storage is the one connect4 made.
     const coll = BpfObjectSpec.open(objectPath('sockopsbench')).reuseMap('sock_info', dp.maps.sock_info).only([floor]).load();

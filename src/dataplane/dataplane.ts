@@ -13,7 +13,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { BpfMap, BpfObjectSpec, Collection, Link, mapTypeName, objectPath, native, Program } from '../bpf';
+import { BpfMap, BpfObjectSpec, Collection, Link, mapTypeName, objectPath, native, Program, programCosts } from '../bpf';
 import type { ProgramCost } from '../bpf';
 import { MeshCounter, MeshVerdictKey } from '../bpf/layouts/mesh';
 import { REPLACING_SUFFIX } from '../bpf/pins';
@@ -337,8 +337,7 @@ export class Dataplane {
       if (id === undefined) continue;
       const p = Program.fromId(id);
       try {
-        const i = p.info();
-        out.push({ name, runs: i.runCount, ns: i.runTimeNs });
+        out.push({ ...programCosts([p])[0]!, name });
       } finally {
         p.close();
       }

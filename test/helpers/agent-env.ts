@@ -18,6 +18,8 @@ export interface AgentEnv {
   cg: ScratchCgroup;
   ns: TestNetns;
   meshFile: string;
+  /** The agent's local API socket (also in args). */
+  apiSocket: string;
   args: string[];
 }
 
@@ -32,11 +34,12 @@ export async function agentEnv(cleanup: Cleanup, tag: string, webPort?: number):
   const meshFile = writeMesh(meshYaml(webPort ? [webPort, ports[1]!] : ports));
   cleanup.defer('mesh file', () => fs.rmSync(path.dirname(meshFile), { recursive: true, force: true }));
   const bpffsDir = `/sys/fs/bpf/sockmesh/${instance}`;
+  const apiSocket = `/tmp/sockmesh-${instance}.sock`;
   const args = ['-c', meshFile, '--instance', instance, '--cgroup-root', path.relative(cgroup2Root()!, cg.path),
-    '--metrics-address', '127.0.0.1:0', '--api-socket', `/tmp/sockmesh-${instance}.sock`, '--report-interval', '1s'];
+    '--metrics-address', '127.0.0.1:0', '--api-socket', apiSocket, '--report-interval', '1s'];
   // Whatever happens, the instance is uninstalled (as an operator would).
   cleanup.defer('uninstall', () => agentCli(['agent', ...args, '--uninstall']));
-  return { instance, bpffsDir, cg, ns, meshFile, args, ports };
+  return { instance, bpffsDir, cg, ns, meshFile, apiSocket, args, ports };
 }
 
 function meshYaml(ports: number[]): string {

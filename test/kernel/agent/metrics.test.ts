@@ -59,7 +59,7 @@ test('bpfStats on: /metrics has each hook\'s runs and run time, and the counting
     assert.ok(seconds('connect4') / runs('connect4') < 1e-3, `a connect4 run takes microseconds, not ${seconds('connect4') / runs('connect4')} s`);
     assert.match(text, /^sockmesh_bpf_program_runs_total\{hook="sendmsg4"\} 0$/m, 'every hook, the idle ones at 0: no UDP here');
     // The same counts through the local API, for `sockmesh status`.
-    const status = (): AgentStatus => JSON.parse(agentCli(['status', '--socket', env.args[env.args.indexOf('--api-socket') + 1]!, '-o', 'json'])) as AgentStatus;
+    const status = (): AgentStatus => JSON.parse(agentCli(['status', '--socket', env.apiSocket, '-o', 'json'])) as AgentStatus;
     const st = status();
     assert.ok(st.bpfStats && Date.parse(st.bpfStats.since) > 0);
     assert.equal(st.bpfStats.programs.find((p) => p.hook === 'connect4')?.runs, 50);

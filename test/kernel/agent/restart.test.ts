@@ -103,9 +103,8 @@ test('a restart with another ring size replaces the ring under load: no connect 
     const events = BpfMap.fromPin(path.join(env.bpffsDir, 'maps', 'events'));
     assert.equal(events.info.maxEntries, 2 << 20, 'the pin names the new ring');
     events.close();
-    const apiSocket = env.args[env.args.indexOf('--api-socket') + 1]!;
     await second.waitForLog('agent running');
-    const status = JSON.parse(agentCli(['status', '--socket', apiSocket, '-o', 'json'])) as { dataplaneChanges: string[] };
+    const status = JSON.parse(agentCli(['status', '--socket', env.apiSocket, '-o', 'json'])) as { dataplaneChanges: string[] };
     assert.deepEqual(status.dataplaneChanges, ['map events: drain (definition changed: maxEntries 1048576 -> 2097152)'], 'status says what the start changed');
     await second.kill('SIGTERM');
   } finally {
@@ -114,7 +113,6 @@ test('a restart with another ring size replaces the ring under load: no connect 
   assert.deepEqual(await waitForNoLeftovers(before), []);
 });
 
-/** Sum of a metric's samples whose labels contain every `match`. */
 test('counters stay exact across a SIGKILL and restart: a connection\'s bytes are counted once', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();
@@ -145,8 +143,7 @@ test('counters stay exact across a SIGKILL and restart: a connection\'s bytes ar
     const second = AgentProc.start(env.args);
     cleanup.defer('second agent', () => second.kill('SIGKILL'));
     await second.waitForLog('agent running');
-    const apiSocket = env.args[env.args.indexOf('--api-socket') + 1]!;
-    const status = JSON.parse(agentCli(['status', '--socket', apiSocket, '-o', 'json'])) as { openConnections: number };
+    const status = JSON.parse(agentCli(['status', '--socket', env.apiSocket, '-o', 'json'])) as { openConnections: number };
     assert.equal(status.openConnections, 2, 'both sides of the connection, counted by the kernel at start');
     client.stdin!.write('close\n');
     await done;
@@ -259,8 +256,7 @@ test('a changed mesh file is applied without a signal: the watched file reloads'
     assert.equal(dump(env.bpffsDir, 'slots').length, slotsBefore + 1, 'one backend more, one slot more');
     // Logged right after the apply line, but the child's output may arrive in two reads.
     await waitFor(() => agent.logs.some((l) => /outside the agent's cgroup root/.test(String(l.msg))), 'the stray workload logged', 5_000);
-    const apiSocket = env.args[env.args.indexOf('--api-socket') + 1]!;
-    const status = JSON.parse(agentCli(['status', '--socket', apiSocket, '-o', 'json'])) as { config: { warnings: string[] } };
+    const status = JSON.parse(agentCli(['status', '--socket', env.apiSocket, '-o', 'json'])) as { config: { warnings: string[] } };
     assert.deepEqual(status.config.warnings.filter((w) => w.includes('sockmesh-test-elsewhere/stray')).map((w) => w.replace(/ \S+ does/, ' X does').replace(/cgroup \S+ is/, 'cgroup X is').replace(/root \S+:/, 'root R:')), [
       'workload cgroup X does not exist (yet): its records show as unknown',
       'workload cgroup X is outside the cgroup root R: not enrolled (no VIPs, no telemetry)',
