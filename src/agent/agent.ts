@@ -26,6 +26,7 @@ import { Aggregator, Edge, EdgeLabels } from '../telemetry/aggregator';
 import { Directory } from '../telemetry/directory';
 import { ConnectionRecord, decodeRecord, RecordDecodeError } from '../telemetry/record';
 import { compile } from './compile';
+import { InstanceLock, LockHolder } from './instance-lock';
 import type { Logger } from './log';
 import type { AgentStatus, AgentView, BackendView, ConnectionFilter, NamedRecord, ServiceView } from './view';
 
@@ -37,7 +38,15 @@ export interface AgentOptions {
   log: Logger;
   /** Watch the mesh file and reload on change (SIGHUP always reloads). Default true. */
   watch?: boolean;
+  /** How long start() waits for another agent of the instance to exit. Default LOCK_WAIT_MS. */
+  lockWaitMs?: number;
 }
+
+/**
+ * Long enough for an agent that was just stopped or killed to be gone; short
+ * enough that an operator who started a second agent by mistake hears at once.
+ */
+export const LOCK_WAIT_MS = 3000;
 
 /** What start() and reload() can end in, as data rather than exceptions. */
 export type ApplyOutcome =
@@ -51,6 +60,7 @@ export class Agent implements AgentView {
   private reader: MappedRingReader | undefined;
   /** Held while the agent runs with bpfStats on: the kernel counts while it is open. */
   private runStats: RunTimeStats | undefined;
+  private lock: InstanceLock | undefined;
   private runStatsSince = '';
   /** When the current ring drain started: the last-seen time of what it reads. */
   private drainNowMs = 0;
@@ -106,24 +116,36 @@ export class Agent implements AgentView {
   }
 
   private async doStart(): Promise<void> {
-    const { settings } = this.opts;
+    const { settings, log } = this.opts;
     const mount = cgroup2Root();
     if (!mount) throw new Error('no cgroup v2 mount found: run `sockmesh doctor`');
-    // Validate first: a fresh install with a bad file must not touch the kernel.
-    const first = this.load();
-    if (first.kind === 'rejected' && !Dataplane.pinned(settings.bpffsDir)) throw first.error;
-    // Before the dataplane, so a refusal changes nothing in the kernel.
-    if (settings.bpfStats === 'on') {
-      this.runStats = enableRunTimeStats();
-      this.runStatsSince = new Date().toISOString();
-    }
+    // Before anything else: a second agent of the instance must not touch its pins at all.
+    const lock = await InstanceLock.acquire(settings.bpffsDir, this.lockHolder(), {
+      waitMs: this.opts.lockWaitMs ?? LOCK_WAIT_MS,
+      onWait: (holder) => log.warn('instance in use by another agent; waiting for it to exit', { bpffsDir: settings.bpffsDir, holder }),
+    });
     try {
+      // Validate first: a fresh install with a bad file must not touch the kernel.
+      const first = this.load();
+      if (first.kind === 'rejected' && !Dataplane.pinned(settings.bpffsDir)) throw first.error;
+      // Before the dataplane, so a refusal changes nothing in the kernel.
+      if (settings.bpfStats === 'on') {
+        this.runStats = enableRunTimeStats();
+        this.runStatsSince = new Date().toISOString();
+      }
       this.attach(first, mount);
     } catch (err) {
       this.runStats?.close();
       this.runStats = undefined;
+      await lock.release();
       throw err;
     }
+    this.lock = lock;
+  }
+
+  /** What this agent answers a second one that finds the instance taken. */
+  lockHolder(): LockHolder {
+    return { pid: process.pid, instance: this.settings.instance, version: AGENT_VERSION, startedAt: this.startedAt, apiSocket: this.settings.apiSocket };
   }
 
   /** Opens (installs or adopts) the dataplane, applies the loaded config, starts reading and reporting. */
@@ -297,12 +319,21 @@ export class Agent implements AgentView {
     this.runStats?.close();
     this.runStats = undefined;
     this.followers.clear();
+    await this.lock?.release();
+    this.lock = undefined;
   }
 
   /** Stops and removes every program, link, map and pin this instance made. */
   async uninstall(): Promise<string[]> {
-    await this.stop();
-    return Dataplane.pinned(this.settings.bpffsDir) ? Dataplane.uninstallPinned(this.settings.bpffsDir) : [];
+    // Held until the pins are gone: no other agent adopts them halfway.
+    const lock = this.lock;
+    this.lock = undefined;
+    try {
+      await this.stop();
+      return Dataplane.pinned(this.settings.bpffsDir) ? Dataplane.uninstallPinned(this.settings.bpffsDir) : [];
+    } finally {
+      await lock?.release();
+    }
   }
 
   // ---- AgentView ----------------------------------------------------------

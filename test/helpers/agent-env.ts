@@ -39,6 +39,8 @@ export async function agentEnv(cleanup: Cleanup, tag: string, webPort?: number):
     '--metrics-address', '127.0.0.1:0', '--api-socket', apiSocket, '--report-interval', '1s'];
   // Whatever happens, the instance is uninstalled (as an operator would).
   cleanup.defer('uninstall', () => agentCli(['agent', ...args, '--uninstall']));
+  // A SIGKILLed agent leaves its socket file behind (the next agent replaces it, but there is none).
+  cleanup.defer('api socket', () => fs.rmSync(apiSocket, { force: true }));
   return { instance, bpffsDir, cg, ns, meshFile, apiSocket, args, ports };
 }
 

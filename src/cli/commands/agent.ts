@@ -3,10 +3,12 @@
  * The one place where signals are handled: SIGINT/SIGTERM stop (pinned state
  * stays and keeps serving traffic), SIGHUP reloads the mesh file.
  * `--uninstall` removes every program, link, map and pin of the instance.
+ * Either refuses while another agent runs the instance (src/agent/instance-lock.ts).
  */
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { Agent } from '../../agent/agent';
+import { Agent, AGENT_VERSION } from '../../agent/agent';
+import { InstanceLock } from '../../agent/instance-lock';
 import { startAddons } from '../../agent/addons';
 import { createLogger } from '../../agent/log';
 import { SettingsError } from '../../config/errors';
@@ -32,8 +34,15 @@ export function agentCommand(): Command {
     const log = createLogger(settings.logLevel, { instance: settings.instance });
 
     if (raw.uninstall === true) {
-      const removed = Dataplane.pinned(settings.bpffsDir) ? Dataplane.uninstallPinned(settings.bpffsDir) : [];
-      log.info('uninstalled', { bpffsDir: settings.bpffsDir, removed });
+      // Never from under a running agent: it would go on with handles to what this removes.
+      const holder = { pid: process.pid, instance: settings.instance, version: AGENT_VERSION, startedAt: new Date().toISOString(), apiSocket: settings.apiSocket };
+      const lock = await InstanceLock.acquire(settings.bpffsDir, holder);
+      try {
+        const removed = Dataplane.pinned(settings.bpffsDir) ? Dataplane.uninstallPinned(settings.bpffsDir) : [];
+        log.info('uninstalled', { bpffsDir: settings.bpffsDir, removed });
+      } finally {
+        await lock.release();
+      }
       return;
     }
 

@@ -9,39 +9,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { BpfMap, Link } from '../../../src/bpf';
+import { BpfMap } from '../../../src/bpf';
 import { AgentProc, agentCli } from '../../helpers/agent-proc';
 import { agentEnv, metricsOf, metricSum } from '../../helpers/agent-env';
 import { collect, spawnInCgroup } from '../../helpers/child';
 import { Cleanup } from '../../helpers/cleanup';
 import { needsKernel } from '../../helpers/kernel';
+import { dumpPinned, pinnedIds } from '../../helpers/pinned';
 import { snapshot, waitForNoLeftovers } from '../../helpers/leftovers';
 import { waitFor } from '../../helpers/wait';
-
-function ids(bpffsDir: string): { maps: Record<string, number>; links: Record<string, number> } {
-  const maps: Record<string, number> = {};
-  const links: Record<string, number> = {};
-  for (const name of fs.readdirSync(path.join(bpffsDir, 'maps'))) {
-    const m = BpfMap.fromPin(path.join(bpffsDir, 'maps', name));
-    maps[name] = m.info.id;
-    m.close();
-  }
-  for (const name of fs.readdirSync(path.join(bpffsDir, 'links'))) {
-    const l = Link.fromPin(path.join(bpffsDir, 'links', name));
-    links[name] = l.info().id!;
-    l.close();
-  }
-  return { maps, links };
-}
-
-function dump(bpffsDir: string, map: string): string[] {
-  const m = BpfMap.fromPin(path.join(bpffsDir, 'maps', map));
-  try {
-    return m.entries().map((e) => `${e.key.toString('hex')}=${e.value.toString('hex')}`).sort();
-  } finally {
-    m.close();
-  }
-}
 
 test('SIGKILL and restart under load: zero failed connects, state adopted not rebuilt', async (t) => {
   if (!needsKernel(t)) return;
@@ -52,7 +28,7 @@ test('SIGKILL and restart under load: zero failed connects, state adopted not re
     const first = AgentProc.start(env.args);
     cleanup.defer('first agent', () => first.kill('SIGKILL'));
     await first.waitForLog('agent running');
-    const idsBefore = ids(env.bpffsDir);
+    const idsBefore = pinnedIds(env.bpffsDir);
 
     const client = spawnInCgroup(env.cg.path, 'vip-client', ['tcp-loop', '127.77.0.50', '80', '4000', '4'], env.ns.prefix());
     const done = collect<{ errors: Record<string, number>; log: [string, number][] }>(client, 60_000);
@@ -67,7 +43,7 @@ test('SIGKILL and restart under load: zero failed connects, state adopted not re
     const out = (await done).messages[0]!;
     assert.deepEqual(out.errors, {}, 'no connect failed while the agent was killed and restarted');
     assert.ok(out.log.length > 200, `connections kept flowing (${out.log.length})`);
-    assert.deepEqual(ids(env.bpffsDir), idsBefore, 'same maps and links: adopted, not rebuilt');
+    assert.deepEqual(pinnedIds(env.bpffsDir), idsBefore, 'same maps and links: adopted, not rebuilt');
     const applied = second.logs.find((l) => l.msg === 'configuration applied')!;
     assert.equal(applied.unchanged, 2, 'the restarted agent found the kernel already right');
     await second.kill('SIGTERM');
@@ -171,8 +147,8 @@ test('an invalid mesh file on reload is rejected with its paths; the kernel stat
     const agent = AgentProc.start(env.args);
     cleanup.defer('agent', () => agent.kill('SIGKILL'));
     await agent.waitForLog('agent running');
-    const services = dump(env.bpffsDir, 'services');
-    const slots = dump(env.bpffsDir, 'slots');
+    const services = dumpPinned(env.bpffsDir, 'services');
+    const slots = dumpPinned(env.bpffsDir, 'slots');
     assert.equal(services.length, 2);
 
     fs.writeFileSync(env.meshFile, `apiVersion: sockmesh.io/v1alpha1
@@ -202,8 +178,8 @@ workloads: []
       assert.ok(errors.includes(want), `rejection names ${want}:\n${errors}`);
     }
     assert.match(errors, /mesh\.yaml:\d+:\d+ /, 'errors carry file:line:column');
-    assert.deepEqual(dump(env.bpffsDir, 'services'), services, 'services map unchanged');
-    assert.deepEqual(dump(env.bpffsDir, 'slots'), slots, 'slots map unchanged');
+    assert.deepEqual(dumpPinned(env.bpffsDir, 'services'), services, 'services map unchanged');
+    assert.deepEqual(dumpPinned(env.bpffsDir, 'slots'), slots, 'slots map unchanged');
     await agent.kill('SIGTERM');
   } finally {
     await cleanup.run();
@@ -241,7 +217,7 @@ test('a changed mesh file is applied without a signal: the watched file reloads'
     const agent = AgentProc.start(env.args);
     cleanup.defer('agent', () => agent.kill('SIGKILL'));
     await agent.waitForLog('agent running');
-    const slotsBefore = dump(env.bpffsDir, 'slots').length;
+    const slotsBefore = dumpPinned(env.bpffsDir, 'slots').length;
     // An editor-style replace: write a new file and rename it over the old one.
     // It also declares a workload in a cgroup outside the agent's root: applied, with a warning.
     const next = fs.readFileSync(env.meshFile, 'utf8')
@@ -253,7 +229,7 @@ test('a changed mesh file is applied without a signal: the watched file reloads'
     const applied = agent.logs.filter((l) => l.msg === 'configuration applied')[1]!;
     assert.equal(applied.flipped, 1, 'web2 flipped to its new backend set');
     assert.equal(applied.unchanged, 1);
-    assert.equal(dump(env.bpffsDir, 'slots').length, slotsBefore + 1, 'one backend more, one slot more');
+    assert.equal(dumpPinned(env.bpffsDir, 'slots').length, slotsBefore + 1, 'one backend more, one slot more');
     // Logged right after the apply line, but the child's output may arrive in two reads.
     await waitFor(() => agent.logs.some((l) => /outside the agent's cgroup root/.test(String(l.msg))), 'the stray workload logged', 5_000);
     const status = JSON.parse(agentCli(['status', '--socket', env.apiSocket, '-o', 'json'])) as { config: { warnings: string[] } };

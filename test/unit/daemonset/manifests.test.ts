@@ -51,6 +51,13 @@ test('the agent args are flags the agent command has', () => {
   for (const a of args.slice(1).filter((x) => x.startsWith('-'))) assert.ok(known.has(a), `unknown flag ${a}`);
 });
 
+test('a rollout never runs two agents on a node, and they share the network namespace the instance lock lives in', () => {
+  const rolling = obj(obj(obj(daemonset.spec).updateStrategy).rollingUpdate);
+  // A surge pod would find the instance taken and exit until the old pod is gone.
+  assert.equal(rolling.maxSurge, 0);
+  assert.equal(podSpec.hostNetwork, true, 'the lock is an abstract unix socket: per network namespace');
+});
+
 test('probes hit /healthz and /readyz; bpffs is shared with the host both ways', () => {
   assert.equal(obj(obj(container.livenessProbe).httpGet).path, '/healthz');
   assert.equal(obj(obj(container.readinessProbe).httpGet).path, '/readyz');

@@ -1,0 +1,88 @@
+/**
+ * The instance lock with real abstract sockets (no root needed): exclusive,
+ * says who holds it, released by release() and by the holder's death.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { InstanceLock, InstanceLockedError, LockHolder, lockName } from '../../../src/agent/instance-lock';
+
+const dir = (tag: string): string => `/sys/fs/bpf/sockmesh/unit-${process.pid}-${tag}`;
+const me = (instance: string): LockHolder => ({ pid: process.pid, instance, version: '0.0.0-test', startedAt: '2026-01-01T00:00:00.000Z', apiSocket: `/tmp/${instance}.sock` });
+
+test('a second acquire fails at once, naming the holder; release lets the next one in', async () => {
+  const d = dir('second');
+  const first = await InstanceLock.acquire(d, me('a'));
+  try {
+    await assert.rejects(InstanceLock.acquire(d, me('b')), (err: unknown) => {
+      assert.ok(err instanceof InstanceLockedError);
+      assert.equal(err.code, 'EINSTANCELOCKED');
+      assert.deepEqual(err.holder, me('a'));
+      assert.match(err.message, new RegExp(`${d} is in use by agent pid ${process.pid} \\(instance a`));
+      assert.match(err.message, /stop that agent first/);
+      assert.match(err.message, /sockmesh status --socket \/tmp\/a\.sock/);
+      return true;
+    });
+    // Another directory is another instance.
+    const other = await InstanceLock.acquire(dir('other'), me('c'));
+    await other.release();
+  } finally {
+    await first.release();
+    await first.release(); // idempotent
+  }
+  const again = await InstanceLock.acquire(d, me('b'));
+  await again.release();
+});
+
+test('a waiting acquire gets the lock when the holder lets go, and is told once who it waits for', async () => {
+  const d = dir('wait');
+  const first = await InstanceLock.acquire(d, me('a'));
+  const told: (LockHolder | undefined)[] = [];
+  setTimeout(() => void first.release(), 300);
+  const t0 = Date.now();
+  const second = await InstanceLock.acquire(d, me('b'), { waitMs: 5000, onWait: (h) => told.push(h) });
+  await second.release();
+  assert.ok(Date.now() - t0 >= 250, 'it waited for the release');
+  assert.deepEqual(told, [me('a')]);
+});
+
+test('a waiting acquire gives up after waitMs and says it waited', async () => {
+  const d = dir('timeout');
+  const first = await InstanceLock.acquire(d, me('a'));
+  try {
+    await assert.rejects(InstanceLock.acquire(d, me('b'), { waitMs: 300 }), /did not exit within 0\.3 s/);
+  } finally {
+    await first.release();
+  }
+});
+
+test('a holder killed with SIGKILL frees the instance at once (the kernel drops its socket)', async () => {
+  const d = dir('killed');
+  const mod = path.join(__dirname, '..', '..', '..', 'src', 'agent', 'instance-lock.js');
+  const script = `const { InstanceLock } = require(${JSON.stringify(mod)});
+InstanceLock.acquire(${JSON.stringify(d)}, { pid: process.pid, instance: 'child', version: 'x', startedAt: 'now', apiSocket: '/tmp/child.sock' })
+  .then(() => { process.stdout.write('held\\n'); setInterval(() => {}, 1000); });`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (b: Buffer) => b.toString().includes('held') && resolve());
+      child.once('exit', (code) => reject(new Error(`lock holder exited early (${code})`)));
+    });
+    await assert.rejects(InstanceLock.acquire(d, me('b')), (err: unknown) => err instanceof InstanceLockedError && err.holder?.pid === child.pid);
+  } finally {
+    const exited = new Promise((r) => child.once('exit', r));
+    process.kill(child.pid!, 'SIGKILL');
+    await exited;
+  }
+  const after = await InstanceLock.acquire(d, me('b'));
+  await after.release();
+});
+
+test('lock names fit an abstract socket address, long directories hashed apart', () => {
+  assert.equal(lockName('/sys/fs/bpf/sockmesh/default'), '\0sockmesh-agent:/sys/fs/bpf/sockmesh/default');
+  assert.equal(lockName('/sys/fs/bpf/sockmesh/./default/'), lockName('/sys/fs/bpf/sockmesh/default'));
+  const long = (c: string): string => `/sys/fs/bpf/${c.repeat(120)}`;
+  assert.ok(Buffer.byteLength(lockName(long('a'))) <= 108);
+  assert.notEqual(lockName(long('a')), lockName(long('b')));
+});
