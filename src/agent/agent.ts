@@ -120,7 +120,7 @@ export class Agent implements AgentView {
     const mount = cgroup2Root();
     if (!mount) throw new Error('no cgroup v2 mount found: run `sockmesh doctor`');
     // Before anything else: a second agent of the instance must not touch its pins at all.
-    const lock = await InstanceLock.acquire(settings.bpffsDir, this.lockHolder(), {
+    this.lock = await InstanceLock.acquire(settings.bpffsDir, this.lockHolder(), {
       waitMs: this.opts.lockWaitMs ?? LOCK_WAIT_MS,
       onWait: (holder) => log.warn('instance in use by another agent; waiting for it to exit', { bpffsDir: settings.bpffsDir, holder }),
     });
@@ -135,12 +135,10 @@ export class Agent implements AgentView {
       }
       this.attach(first, mount);
     } catch (err) {
-      this.runStats?.close();
-      this.runStats = undefined;
-      await lock.release();
+      // Nothing half-started: a fresh install goes whole, adopted state keeps serving.
+      await this.shutdown({ uninstallFresh: true });
       throw err;
     }
-    this.lock = lock;
   }
 
   /** What this agent answers a second one that finds the instance taken. */
@@ -163,8 +161,17 @@ export class Agent implements AgentView {
       log: (msg, fields) => log.info(msg, fields),
     });
     log.info('dataplane ready', { outcome: this.dp.outcome.kind, cgroup: settings.cgroupRoot, bpffsDir: settings.bpffsDir });
-    if (first.kind === 'loaded') this.applyLoaded();
-    else log.error('configuration rejected; running state kept', { file: this.opts.meshFile, errors: first.errors });
+    if (first.kind === 'rejected') {
+      log.error('configuration rejected; running state kept', { file: this.opts.meshFile, errors: first.errors });
+    } else {
+      try {
+        this.applyLoaded();
+      } catch (err) {
+        // A fresh install has no running state to keep: start fails and is rolled back.
+        if (this.dp.outcome.kind === 'installed') throw err;
+        this.notApplied('start', err);
+      }
+    }
 
     // Zero-copy: a connection record is 160 bytes, and reading it in place
     // beats copying it out (bench/ringbuf: 1.6x at 128-byte records). The
@@ -281,11 +288,16 @@ export class Agent implements AgentView {
     try {
       return { kind: 'applied', report: this.applyLoaded() };
     } catch (err) {
-      const errors = [`applying to the kernel failed: ${(err as Error).message}`];
-      this.rejected = { at: new Date().toISOString(), errors };
-      this.opts.log.error('configuration not applied; running state kept', { reason, err });
-      return { kind: 'rejected', errors };
+      return { kind: 'rejected', errors: this.notApplied(reason, err) };
     }
+  }
+
+  /** A valid file the kernel refused (applyDesired changes nothing then): shown in status like an invalid one. */
+  private notApplied(reason: string, err: unknown): string[] {
+    const errors = [`applying to the kernel failed: ${err instanceof Error ? err.message : String(err)}`];
+    this.rejected = { at: new Date().toISOString(), errors };
+    this.opts.log.error('configuration not applied; running state kept', { reason, err });
+    return errors;
   }
 
   private watch(): void {
@@ -308,13 +320,19 @@ export class Agent implements AgentView {
     if (!starting) return;
     await starting.catch(() => undefined);
     this.starting = undefined;
+    await this.shutdown();
+  }
+
+  /** Closes whatever is open; with uninstallFresh, a dataplane this agent installed is removed too. */
+  private async shutdown(opts: { uninstallFresh?: boolean } = {}): Promise<void> {
     this.watcher?.close();
     clearTimeout(this.reloadTimer);
     clearInterval(this.reportTimer);
     while (this.onStop.length) await this.onStop.pop()!();
     await this.reader?.close();
     this.reader = undefined;
-    this.dp?.close();
+    if (opts.uninstallFresh && this.dp?.outcome.kind === 'installed') this.dp.uninstall();
+    else this.dp?.close();
     this.dp = undefined;
     this.runStats?.close();
     this.runStats = undefined;

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { BpfMap } from '../../../src/bpf';
 import { AgentProc, agentCli } from '../../helpers/agent-proc';
 import { agentEnv, metricsOf, metricSum } from '../../helpers/agent-env';
-import { collect, spawnInCgroup } from '../../helpers/child';
+import { collect, runInCgroup, spawnInCgroup } from '../../helpers/child';
 import { Cleanup } from '../../helpers/cleanup';
 import { needsKernel } from '../../helpers/kernel';
 import { dumpPinned, pinnedIds } from '../../helpers/pinned';
@@ -202,6 +202,59 @@ test('a fresh agent that cannot start its endpoints rolls its install back', asy
     const code = await new Promise<number | null>((r) => agent.child.on('exit', (c) => r(c)));
     assert.notEqual(code, 0);
     assert.equal(fs.existsSync(env.bpffsDir), false, 'no pins left by the failed start');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+/** Valid, but 65 ports of 4096 slots each (five weights near 1000 scale to the maximum) overflow the slot table. */
+const OVERSIZED_MESH = `apiVersion: sockmesh.io/v1alpha1
+kind: Mesh
+network:
+  vipCIDRs: [127.77.0.0/16]
+services:
+  - name: huge
+    vips: [127.77.0.90]
+    ports:
+${Array.from({ length: 65 }, (_, i) => `      - { name: p${i}, port: ${1000 + i} }`).join('\n')}
+    backends:
+${[1000, 999, 998, 997, 996].map((w, i) => `      - { address: 127.0.0.${i + 1}, weight: ${w} }`).join('\n')}
+workloads: []
+`;
+
+test('a mesh too big for the kernel tables: a fresh agent leaves nothing, a restarted one keeps serving the old state', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = await agentEnv(cleanup, 'cap');
+    const good = fs.readFileSync(env.meshFile, 'utf8');
+    fs.writeFileSync(env.meshFile, OVERSIZED_MESH);
+    const fresh = AgentProc.start(env.args);
+    cleanup.defer('fresh agent', () => fresh.kill('SIGKILL'));
+    await waitFor(() => fresh.child.exitCode !== null, 'the fresh agent exits', 20_000);
+    assert.notEqual(fresh.child.exitCode, 0);
+    assert.match(fresh.logs.map((l) => l.msg).join('\n'), /does not fit the kernel tables: \d+ backend slots/);
+    assert.equal(fs.existsSync(env.bpffsDir), false, 'the fresh install was rolled back');
+
+    fs.writeFileSync(env.meshFile, good);
+    const first = AgentProc.start(env.args);
+    cleanup.defer('first agent', () => first.kill('SIGKILL'));
+    await first.waitForLog('agent running');
+    await first.kill('SIGTERM');
+    const services = dumpPinned(env.bpffsDir, 'services');
+    fs.writeFileSync(env.meshFile, OVERSIZED_MESH);
+    const second = AgentProc.start(env.args);
+    cleanup.defer('second agent', () => second.kill('SIGKILL'));
+    await second.waitForLog('agent running');
+    assert.ok(second.logs.some((l) => l.msg === 'configuration not applied; running state kept'));
+    const status = JSON.parse(agentCli(['status', '--socket', env.apiSocket, '-o', 'json'])) as { config: { rejected?: { errors: string[] } } };
+    assert.match(status.config.rejected?.errors.join('\n') ?? '', /does not fit the kernel tables/);
+    assert.deepEqual(dumpPinned(env.bpffsDir, 'services'), services, 'the previous services, untouched');
+    const out = (await runInCgroup<{ errors: Record<string, number> }>(env.cg.path, 'vip-client', ['tcp', '127.77.0.50', '80', '5', '1'], 30_000, env.ns.prefix())).messages[0]!;
+    assert.deepEqual(out.errors, {}, 'the previous VIPs still serve');
+    await second.kill('SIGTERM');
   } finally {
     await cleanup.run();
   }
