@@ -15,8 +15,9 @@ import { statusCommand } from './commands/status';
 import { servicesCommand } from './commands/services';
 import { backendsCommand } from './commands/backends';
 import { connectionsCommand } from './commands/connections';
+import { validateCommand } from './commands/validate';
 
-const COMMANDS: ReadonlyArray<() => Command> = [agentCommand, demoCommand, doctorCommand, statusCommand, servicesCommand, backendsCommand, connectionsCommand];
+const COMMANDS: ReadonlyArray<() => Command> = [agentCommand, demoCommand, doctorCommand, statusCommand, servicesCommand, backendsCommand, connectionsCommand, validateCommand];
 
 function packageVersion(): string {
   try {

@@ -18,6 +18,7 @@ import type { ProgramCost } from '../bpf';
 import { MeshCounter, MeshVerdictKey } from '../bpf/layouts/mesh';
 import { REPLACING_SUFFIX } from '../bpf/pins';
 import { cgroup2Root } from '../platform/cgroup';
+import type { TableRoom } from './capacity';
 import { DataplaneError } from './errors';
 import { copyEntries, CopyResult, definitionOf, MapDefinition, MapStep, planMaps, SocketStorageMigration } from './upgrade';
 import type { MeshMaps } from './writer';
@@ -100,6 +101,17 @@ export class Dataplane {
     /** The ring an upgrade replaced, still holding records the old programs wrote. */
     private retired?: BpfMap,
   ) {}
+
+  /** The sizes of the service and slot tables this build installs (read from the object, nothing loaded). */
+  static tableRoom(object = objectPath('mesh')): TableRoom {
+    const spec = BpfObjectSpec.open(object);
+    try {
+      const size = (name: string): number => spec.mapDefinitions().find((m) => m.name === name)!.maxEntries;
+      return { frontends: size('services'), slots: size('slots') };
+    } finally {
+      spec.close();
+    }
+  }
 
   static pinned(bpffsDir: string): boolean {
     return fs.existsSync(path.join(bpffsDir, 'links')) || fs.existsSync(path.join(bpffsDir, 'maps'));

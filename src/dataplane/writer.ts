@@ -11,10 +11,10 @@
  * flipped) and lands on the new set.
  */
 import type { BpfMap } from '../bpf';
-import { MESH_MAX_SLOTS, MeshBackend, MeshSlotKey, MeshSvc, MeshSvcKey } from '../bpf/layouts/mesh';
+import { MeshBackend, MeshSlotKey, MeshSvc, MeshSvcKey } from '../bpf/layouts/mesh';
 import { wordsFromAddr } from './addr';
+import { capacityError, overflows } from './capacity';
 import type { DesiredService, FrontendSpec } from './desired';
-import { DataplaneError } from './errors';
 
 const PROTO: Record<FrontendSpec['protocol'], number> = { TCP: 6, UDP: 17 };
 const AF = { 4: 2, 6: 10 } as const;
@@ -136,30 +136,19 @@ export function applyDesired(maps: MeshMaps, desired: readonly DesiredService[])
 }
 
 /**
- * Both tables must hold the apply at its peak: until step 3 the old frontends
- * and generations are still there beside the new ones. Checked before
- * anything is written - a services table found full halfway through step 2
- * would leave some frontends flipped and others not.
+ * Checked before anything is written: a services table found full halfway
+ * through step 2 would leave some frontends flipped and others not.
  */
 function checkRoom(maps: MeshMaps, live: ReadonlyMap<string, LiveFrontend>,
   plans: readonly { s: DesiredService; keys: Buffer[]; unchanged: boolean }[]): void {
-  const added = plans.reduce((n, p) => n + p.keys.filter((k) => !live.has(k.toString('hex'))).length, 0);
   const liveGens = new Map([...live.values()].map((l) => [`${l.id}/${l.gen}`, l.slots]));
-  const liveSlots = [...liveGens.values()].reduce((a, b) => a + b, 0);
-  const newSlots = plans.reduce((n, p) => n + (p.unchanged ? 0 : p.s.slots.length), 0);
-  const frontendRoom = maps.services.info.maxEntries;
-  const slotRoom = maps.slots.info.maxEntries;
-  const over: string[] = [];
-  if (live.size + added > frontendRoom) {
-    over.push(`${live.size + added} frontends (VIP:port pairs; ${live.size} in the kernel, ${added} new) for a table of ${frontendRoom}`);
-  }
-  if (liveSlots + newSlots > slotRoom) {
-    over.push(`${liveSlots + newSlots} backend slots (${liveSlots} live, ${newSlots} for the new generations of changed services) for a table of ${slotRoom}`);
-  }
-  if (over.length === 0) return;
-  throw new DataplaneError('ECAPACITY', `the mesh does not fit the kernel tables: ${over.join('; ')}. Nothing was changed. ` +
-    'Removals free their room only after the new state is live: apply them in a step of their own first. ' +
-    `A service port takes as many slots as its weights reduced by their common divisor (at most ${MESH_MAX_SLOTS}): coarser weights take fewer.`);
+  const over = overflows({
+    liveFrontends: live.size,
+    addedFrontends: plans.reduce((n, p) => n + p.keys.filter((k) => !live.has(k.toString('hex'))).length, 0),
+    liveSlots: [...liveGens.values()].reduce((a, b) => a + b, 0),
+    newSlots: plans.reduce((n, p) => n + (p.unchanged ? 0 : p.s.slots.length), 0),
+  }, { frontends: maps.services.info.maxEntries, slots: maps.slots.info.maxEntries });
+  if (over.length) throw capacityError(over);
 }
 
 /** Deletes every slot whose (service, generation) no frontend points at. */

@@ -1,0 +1,34 @@
+/**
+ * `sockmesh validate FILE...`: checks mesh files as the agent would before
+ * applying them - schema, cross-checks, agent settings, room in the kernel
+ * tables - with no agent and no kernel access. Exit 1 if any is invalid.
+ */
+import fs from 'node:fs';
+import { Command, Option } from 'commander';
+import { checkMesh, MeshCheck } from '../../agent/check';
+import { Dataplane } from '../../dataplane/dataplane';
+import { isOutputFormat, OUTPUT_FORMATS } from '../render/output';
+import { renderChecks } from '../render/validate';
+
+export function validateCommand(): Command {
+  return new Command('validate')
+    .description('check mesh files as the agent would before applying them (schema, settings, room in the kernel tables); no kernel access')
+    .argument('<files...>', 'mesh files (YAML)')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table'))
+    .action((files: string[], _opts: unknown, cmd: Command) => {
+      const output: unknown = cmd.opts().output;
+      if (!isOutputFormat(output)) throw new Error(`unexpected output format ${String(output)}`);
+      const room = Dataplane.tableRoom();
+      const checks = files.map((file): MeshCheck => {
+        let text: string;
+        try {
+          text = fs.readFileSync(file, 'utf8');
+        } catch (err) {
+          return { file, valid: false, errors: [`${file}: cannot read: ${(err as Error).message}`] };
+        }
+        return checkMesh(text, file, room);
+      });
+      process.stdout.write(renderChecks(output, checks));
+      process.exitCode = checks.every((c) => c.valid) ? 0 : 1;
+    });
+}

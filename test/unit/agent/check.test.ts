@@ -1,0 +1,103 @@
+/**
+ * `sockmesh validate`'s core: every problem an agent would refuse the file
+ * for, found without a kernel, with file positions; and room in the kernel
+ * tables counted as the writer counts it.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { checkMesh } from '../../../src/agent/check';
+import { repoRoot } from '../../../src/bpf/native';
+
+const ROOM = { frontends: 65536, slots: 262144 };
+
+function mesh(services: string, agent = ''): string {
+  return `apiVersion: sockmesh.io/v1alpha1
+kind: Mesh
+network:
+  vipCIDRs: [10.96.0.0/12, fd00:96::/108]
+services:
+${services}
+workloads:
+  - { name: web, cgroup: mesh/web }
+${agent}`;
+}
+
+const WEB = `  - name: web
+    vips: [10.96.0.10, fd00:96::10]
+    ports:
+      - { name: http, port: 80, targetPort: 8080 }
+      - { name: admin, port: 9000 }
+    backends:
+      - { address: 10.0.0.1, weight: 3 }
+      - { address: 10.0.0.2, weight: 1 }
+      - { address: fd00::1 }`;
+
+test('a valid file: what it would put in the kernel, counted per service port and family', () => {
+  const c = checkMesh(mesh(WEB), 'mesh.yaml', ROOM);
+  assert.ok(c.valid, JSON.stringify(c));
+  // 2 ports x 2 families; v4 frontends get the v4 backends (3:1 = 4 slots), v6 the v6 one (1 slot).
+  assert.deepEqual({ ...c, room: undefined }, {
+    file: 'mesh.yaml', valid: true, services: 1, servicePorts: 4, frontends: 4, backends: 3, slots: 2 * (4 + 1), workloads: 1, room: undefined,
+  });
+});
+
+test('schema and cross-check errors carry file:line:column and path, all of them', () => {
+  const c = checkMesh(mesh(`${WEB}
+  - name: web2
+    vips: [10.96.0.10]
+    ports:
+      - { port: 70000 }
+    backends:
+      - { address: 10.0.0.1, weight: 1001 }`), 'bad.yaml', ROOM);
+  assert.equal(c.valid, false);
+  const errors = !c.valid ? c.errors.join('\n') : '';
+  for (const want of [/bad\.yaml:\d+:\d+ services\[1\]\.vips\[0\]: /, /bad\.yaml:\d+:\d+ services\[1\]\.ports\[0\]\.port: /, /bad\.yaml:\d+:\d+ services\[1\]\.backends\[0\]\.weight: /]) {
+    assert.match(errors, want);
+  }
+});
+
+test('the agent settings in the file are checked too', () => {
+  const c = checkMesh(mesh(WEB, 'agent:\n  reportInterval: soon\n'), 'mesh.yaml', ROOM);
+  assert.equal(c.valid, false);
+  assert.match(!c.valid ? c.errors.join('\n') : '', /mesh\.yaml:\d+:\d+ agent\.reportInterval: /);
+});
+
+test('a file too big for the tables is invalid, with the counts the writer would give', () => {
+  const small = { frontends: 3, slots: 100 };
+  const c = checkMesh(mesh(WEB), 'mesh.yaml', small);
+  assert.equal(c.valid, false);
+  assert.match(!c.valid ? c.errors[0]! : '', /mesh\.yaml: the mesh does not fit the kernel tables: 4 frontends \(VIP:port pairs; 0 in the kernel, 4 new\) for a table of 3\. Nothing was changed/);
+  assert.ok(checkMesh(mesh(WEB), 'mesh.yaml', { frontends: 4, slots: 10 }).valid, 'exactly full fits');
+  assert.match(JSON.stringify(checkMesh(mesh(WEB), 'mesh.yaml', { frontends: 4, slots: 9 })), /10 backend slots \(0 live, 10 for the new generations/);
+});
+
+test('sockmesh validate: a line per file, errors indented below, exit 1 if any file is invalid', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockmesh-validate-'));
+  try {
+    const good = path.join(dir, 'good.yaml');
+    const bad = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(good, mesh(WEB));
+    fs.writeFileSync(bad, mesh(WEB, 'agent:\n  bogus: 1\n'));
+    const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+    const ok = execFileSync(process.execPath, [cli, 'validate', good], { encoding: 'utf8' });
+    assert.match(ok, /good\.yaml: valid: 1 services \(4 service ports\), 4 frontends of \d+, 3 backends, 10 backend slots of \d+, 1 workloads\n$/);
+    assert.throws(() => execFileSync(process.execPath, [cli, 'validate', good, bad, path.join(dir, 'missing.yaml')], { encoding: 'utf8', stdio: 'pipe' }),
+      (err: unknown) => {
+        const e = err as { status: number; stdout: string };
+        assert.equal(e.status, 1);
+        assert.match(e.stdout, /good\.yaml: valid/);
+        assert.match(e.stdout, /bad\.yaml: invalid, 1 error\n {2}.*bad\.yaml:\d+:\d+ agent\.bogus: /);
+        assert.match(e.stdout, /missing\.yaml: invalid, 1 error\n {2}.*missing\.yaml: cannot read: ENOENT/);
+        return true;
+      });
+    const json = JSON.parse(execFileSync(process.execPath, [cli, 'validate', good, '-o', 'json'], { encoding: 'utf8' })) as { valid: boolean; room: { slots: number } }[];
+    assert.equal(json[0]!.valid, true);
+    assert.ok(json[0]!.room.slots > 0, 'table sizes read from the built object');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
