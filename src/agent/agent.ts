@@ -67,6 +67,7 @@ export class Agent implements AgentView {
   private watcher: fs.FSWatcher | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
+  private expireTimer: NodeJS.Timeout | undefined;
   private config: MeshConfig | undefined;
   private desired: DesiredService[] = [];
   private directory = new Directory();
@@ -193,6 +194,14 @@ export class Agent implements AgentView {
     report();
     this.reportTimer = setInterval(report, Math.max(50, Math.floor(settings.reportIntervalMs / 2)));
     this.reportTimer.unref();
+    const ttl = settings.edgeTtlMs;
+    if (ttl > 0) {
+      this.expireTimer = setInterval(() => {
+        const n = this.aggregator.expire(Date.now() - ttl);
+        if (n > 0) log.debug('edges expired', { edges: n, ttlMs: ttl });
+      }, Math.min(60_000, Math.max(250, Math.floor(ttl / 4))));
+      this.expireTimer.unref();
+    }
     if (this.opts.watch ?? true) this.watch();
   }
 
@@ -328,6 +337,7 @@ export class Agent implements AgentView {
     this.watcher?.close();
     clearTimeout(this.reloadTimer);
     clearInterval(this.reportTimer);
+    clearInterval(this.expireTimer);
     while (this.onStop.length) await this.onStop.pop()!();
     await this.reader?.close();
     this.reader = undefined;

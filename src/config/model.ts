@@ -93,6 +93,13 @@ export interface AgentSettings {
   readonly otlpEndpoint?: string;
   readonly reportIntervalMs: number;
   /**
+   * An edge (workload -> service -> backend) with no record for this long is
+   * dropped, with its /metrics series: backends come and go with their pods,
+   * and their series must not pile up. Open connections report every
+   * interval, so only edges without one expire. 0: keep every edge.
+   */
+  readonly edgeTtlMs: number;
+  /**
    * 'all': a sockops callback on every RTT sample, so SRTT min/max are exact
    * (about 130 ns per ACK that carries a sample). 'none': SRTT is read from
    * the socket at each report and at close only; min/max span those reads.

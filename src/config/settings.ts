@@ -114,6 +114,30 @@ function parseInterval(input: unknown): Checked<number> {
   return ok(ms);
 }
 
+const TTL_MAX = 7 * 24 * 3_600_000;
+
+/** A duration (as reportInterval, up to 7d), or 0 / off: never. */
+function parseTtl(input: unknown): Checked<number> {
+  if (input === 0 || input === '0' || input === 'off' || input === false) return ok(0);
+  if (input === undefined) return bad('required');
+  const hint = `must be a duration up to 7d, e.g. 10m, or off (0), got ${describe(input)}`;
+  let ms: number | undefined;
+  if (typeof input === 'number') ms = input;
+  else if (typeof input === 'string') {
+    const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?$/.exec(input.trim());
+    if (m) ms = Number(m[1]) * (m[2] === 'd' ? 86_400_000 : DURATION_UNITS[m[2] ?? 'ms'] ?? 1);
+  }
+  if (ms === undefined || !Number.isInteger(ms) || ms < 1 || ms > TTL_MAX) return bad(hint);
+  return ok(ms);
+}
+
+/**
+ * An open connection refreshes its edge once per report interval (the report
+ * run comes every half interval): a TTL under three intervals would expire
+ * edges that still have connections.
+ */
+const TTL_INTERVALS = 3;
+
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 const RTT_SAMPLES: readonly RttSamples[] = ['all', 'none'];
@@ -168,6 +192,7 @@ export const SETTINGS: Specs = {
   })),
   otlpEndpoint: spec('otlpEndpoint', 'OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (no export if unset)', stringParser(parseUrl)),
   reportIntervalMs: spec('reportInterval', 'how often connection telemetry is reported, e.g. 10s', parseInterval),
+  edgeTtlMs: spec('edgeTtl', `drop an edge and its /metrics series after this long without a record, e.g. 10m (default; at least ${TTL_INTERVALS} report intervals), or off`, parseTtl),
   rttSamples: spec('rttSamples', 'all: a callback per RTT sample (exact SRTT min/max); none: SRTT read at reports and close only', stringParser(parseRttSamples)),
   ringBytes: spec('ringBytes', 'ring buffer for connection records, a power of two, e.g. 4MiB (a change applies at the next start)', parseRingBytes),
   bpfStats: spec('bpfStats', 'on: count each mesh program\'s runs and run time for /metrics (two clock reads per run of every BPF program on the node); off', parseBpfStats),
@@ -187,6 +212,7 @@ export function defaultSettings(instance: string = DEFAULT_INSTANCE): AgentSetti
     metricsAddress: { host: '127.0.0.1', port: 9464 },
     apiSocket: `/run/sockmesh/${instance}.sock`,
     reportIntervalMs: 10_000,
+    edgeTtlMs: 600_000,
     rttSamples: 'all',
     ringBytes: 4 << 20,
     bpfStats: 'off',
@@ -282,5 +308,21 @@ export function mergeSettings(input: SettingsInput): SettingsResult {
   if (issues.length > 0) return { ok: false, issues };
   const chosen: Partial<AgentSettings> = { ...file, ...env, ...flags };
   const defaults = defaultSettings(chosen.instance);
-  return { ok: true, settings: { ...defaults, ...chosen } };
+  // Unset, the TTL follows a long report interval instead of refusing it.
+  const edgeTtlMs = chosen.edgeTtlMs ?? Math.max(defaults.edgeTtlMs, TTL_INTERVALS * (chosen.reportIntervalMs ?? defaults.reportIntervalMs));
+  const settings: AgentSettings = { ...defaults, edgeTtlMs, ...chosen };
+  if (settings.edgeTtlMs !== 0 && settings.edgeTtlMs < TTL_INTERVALS * settings.reportIntervalMs) {
+    // Blamed where the TTL was set: the value to raise.
+    const message = `open connections refresh their edge once per report interval, so edgeTtl must be at least ${TTL_INTERVALS} of them ` +
+      `(edgeTtl ${settings.edgeTtlMs} ms, reportInterval ${settings.reportIntervalMs} ms), or off`;
+    const spec = SETTINGS.edgeTtlMs;
+    if (flags.edgeTtlMs !== undefined) issues.push({ origin: 'flag', name: spec.flag, message });
+    else if (env.edgeTtlMs !== undefined) issues.push({ origin: 'env', name: spec.env, message });
+    else if (input.file) {
+      const path = [...(input.file.at ?? ['agent']), spec.name];
+      issues.push({ origin: 'file', ...input.file.source(path), path: formatPath(path), message });
+    }
+    return { ok: false, issues };
+  }
+  return { ok: true, settings };
 }

@@ -68,6 +68,11 @@ export class BucketHistogram<T extends string> extends Histogram<T> {
     return s;
   }
 
+  /** Drops a label set's series (by the key series() was given): it is no longer exposed. */
+  dropSeries(key: string): void {
+    this.all.delete(key);
+  }
+
   /**
    * What the registry reads: prom-client's own getForPromString shape (its
    * get(), for JSON, splays these labels the same way as for a plain Histogram).

@@ -108,12 +108,9 @@ export class PrometheusExporter {
   private readonly registry = new Registry();
   /** Hot-path lookup: by object identity, so no key string is built per record. */
   private readonly byEdge = new WeakMap<Edge, EdgeSeries>();
-  /**
-   * Every series by edge key, for scrapes. Also makes an edge the aggregator
-   * drops and later re-creates continue its series instead of restarting at
-   * 0 (or appearing twice).
-   */
+  /** Every series by edge key, for scrapes; an edge the aggregator expires leaves it (forget()). */
   private readonly byKey = new Map<string, EdgeSeries>();
+  private expired = 0;
   private readonly attached = new WeakSet<Aggregator>();
   private readonly connectDuration: BucketHistogram<EdgeLabelName>;
   private readonly srtt: BucketHistogram<EdgeLabelName>;
@@ -161,6 +158,17 @@ export class PrometheusExporter {
       help: 'Lifetime of closed connections, established to closed.',
       labelNames: EDGE_LABELS, buckets: CONNECTION_DURATION_BUCKETS_SECONDS, registers,
     });
+    const edges: Gauge = new Gauge({
+      name: 'sockmesh_edges', help: 'Edges (side, workload, service, backend) with series here now: the per-edge metrics\' cardinality.', registers,
+      collect: () => edges.set(this.byKey.size),
+    });
+    const expired: Counter = new Counter({
+      name: 'sockmesh_edges_expired_total', help: 'Edges dropped, with their series, after edgeTtl without a record.', registers,
+      collect: () => {
+        expired.reset();
+        expired.inc(this.expired);
+      },
+    });
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'sockmesh_agent_' });
   }
 
@@ -177,6 +185,22 @@ export class PrometheusExporter {
     if (this.attached.has(aggregator)) throw new Error('PrometheusExporter: this aggregator is already attached');
     this.attached.add(aggregator);
     aggregator.onRecord((rec, edge) => this.record(rec, edge));
+    aggregator.onExpire((edges) => this.forget(edges));
+  }
+
+  /**
+   * Expired edges leave the exposition: a backend gone with its pod must not
+   * stay a series forever. If one comes back, its counters start again at 0,
+   * which rate() and increase() read as a reset.
+   */
+  private forget(edges: readonly Edge[]): void {
+    for (const e of edges) {
+      if (!this.byKey.delete(e.key)) continue;
+      this.connectDuration.dropSeries(e.key);
+      this.srtt.dropSeries(e.key);
+      this.connectionDuration.dropSeries(e.key);
+      this.expired++;
+    }
   }
 
   /**

@@ -38,6 +38,9 @@ export interface Edge {
 /** Called for every record after its edge is updated; what the record adds to counters is in the record itself. */
 export type RecordListener = (rec: ConnectionRecord, edge: Edge) => void;
 
+/** Called with the edges expire() dropped. */
+export type ExpireListener = (edges: readonly Edge[]) => void;
+
 export interface AggregatorOptions {
   /** Closed connections kept for `sockmesh connections`. */
   recentLimit?: number;
@@ -52,6 +55,7 @@ export class Aggregator {
   private readonly byIds = new Map<number, Map<number, Map<number | string, Edge>>>();
   private byIdsSize = 0;
   private readonly listeners: RecordListener[] = [];
+  private readonly expireListeners: ExpireListener[] = [];
   private readonly recentRing: ConnectionRecord[] = [];
   private recentNext = 0;
   private readonly recentLimit: number;
@@ -69,6 +73,31 @@ export class Aggregator {
 
   onRecord(l: RecordListener): void {
     this.listeners.push(l);
+  }
+
+  onExpire(l: ExpireListener): void {
+    this.expireListeners.push(l);
+  }
+
+  /**
+   * Drops the edges with no record since cutoffMs (on the clock ingest() is
+   * given) and tells the expire listeners. Returns how many went. A record
+   * for a dropped edge later starts it again from zero.
+   */
+  expire(cutoffMs: number): number {
+    const gone: Edge[] = [];
+    for (const [key, edge] of this.edgeMap) {
+      if (edge.lastSeenMs < cutoffMs) {
+        this.edgeMap.delete(key);
+        gone.push(edge);
+      }
+    }
+    if (gone.length === 0) return 0;
+    // The id cache may lead to them; it refills from the records that follow.
+    this.byIds.clear();
+    this.byIdsSize = 0;
+    for (const l of this.expireListeners) l(gone);
+    return gone.length;
   }
 
   labelsOf(rec: ConnectionRecord): EdgeLabels {

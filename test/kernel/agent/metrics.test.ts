@@ -12,10 +12,11 @@ import type { AgentStatus } from '../../../src/agent/view';
 import { Link, Program } from '../../../src/bpf';
 import { agentEnv, metricsOf, metricSum } from '../../helpers/agent-env';
 import { AgentProc, agentCli } from '../../helpers/agent-proc';
-import { runInCgroup } from '../../helpers/child';
+import { runInCgroup, spawnInCgroup } from '../../helpers/child';
 import { Cleanup } from '../../helpers/cleanup';
 import { needsKernel } from '../../helpers/kernel';
 import { snapshot, waitForNoLeftovers } from '../../helpers/leftovers';
+import { waitFor } from '../../helpers/wait';
 
 interface ClientOut {
   byBackend: Record<string, number>;
@@ -80,6 +81,45 @@ test('bpfStats on: /metrics has each hook\'s runs and run time, and the counting
     assert.doesNotMatch(await metricsOf(plain), /^sockmesh_bpf_program_\w+\{/m, 'bpfStats off: no such series');
     assert.equal(status().bpfStats, undefined, 'nor any in status');
     await plain.kill('SIGTERM');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+test('edgeTtl: an edge without records leaves /metrics; one with an idle open connection stays', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  const SERVER_PORT = 18097; // in the test's own netns
+  try {
+    const env = await agentEnv(cleanup, 'ttl', SERVER_PORT);
+    const agent = AgentProc.start([...env.args, '--edge-ttl', '3s']);
+    cleanup.defer('agent', () => agent.kill('SIGKILL'));
+    await agent.waitForLog('agent running');
+
+    // web: one connection, 1000 bytes, then no packet at all for 20 s; web2: five that close at once.
+    const idle = spawnInCgroup(env.cg.path, 'idle', [String(SERVER_PORT), '127.77.0.50:80', '20000'], env.ns.prefix());
+    cleanup.defer('idle connection', () => idle.kill('SIGKILL'));
+    await new Promise<void>((resolve, reject) => {
+      idle.stdout!.on('data', (b: Buffer) => b.toString().includes('localPort') && resolve());
+      idle.once('exit', (code) => reject(new Error(`idle fixture exited (${code})`)));
+    });
+    const out = (await runInCgroup<ClientOut>(env.cg.path, 'vip-client', ['tcp', '127.77.0.51', '80', '5', '1'], 30_000, env.ns.prefix())).messages[0]!;
+    assert.deepEqual(out.errors, {});
+    const opened = (text: string, service: string): number => metricSum(text, 'sockmesh_connections_opened_total', `service="default/${service}:80"`);
+    await waitFor(async () => opened(await metricsOf(agent), 'web2') === 5, 'the five web2 connections in /metrics', 5000);
+    const t0 = Date.now();
+    let text = '';
+    // Edge series carry a side; the per-service verdict counter stays (the service still exists).
+    const edgeLines = (service: string): string[] => text.split('\n').filter((l) => l.includes('side="') && l.includes(`service="default/${service}:80"`));
+    await waitFor(async () => ((text = await metricsOf(agent)), edgeLines('web2').length === 0), 'the web2 edge expires', 10_000);
+    assert.ok(Date.now() - t0 >= 1500, 'not before its TTL');
+    assert.equal(opened(text, 'web'), 2, 'the idle connection\'s client and server edges stay, counted once each');
+    assert.equal(metricSum(text, 'sockmesh_sent_bytes_total', 'side="client"', 'service="default/web:80"'), 1000);
+    assert.match(text, /^sockmesh_edges_expired_total 1$/m);
+    assert.match(text, /^sockmesh_edges 2$/m);
+    await agent.kill('SIGTERM');
   } finally {
     await cleanup.run();
   }

@@ -30,6 +30,7 @@ test('with nothing set, the defaults', () => {
     metricsAddress: { host: '127.0.0.1', port: 9464 },
     apiSocket: '/run/sockmesh/default.sock',
     reportIntervalMs: 10_000,
+    edgeTtlMs: 600_000,
     rttSamples: 'all',
     ringBytes: 4 * 1024 * 1024,
     bpfStats: 'off',
@@ -103,7 +104,7 @@ test('a bad file value is reported at its position in the file', () => {
   const issues = refused({ flags: {}, env: {}, file: fileLayer({ reportInterval: '2h', colour: 'blue' }) });
   assert.deepEqual(issues.map(formatSettingsIssue), [
     'mesh.yaml:42:3 agent.reportInterval: must be a duration in 100ms..1h, e.g. 10s or 10000 (milliseconds), got "2h"',
-    'mesh.yaml:42:3 agent.colour: unknown setting (known: instance, bpffsDir, cgroupRoot, metricsAddress, apiSocket, otlpEndpoint, reportInterval, rttSamples, ringBytes, bpfStats, logLevel)',
+    'mesh.yaml:42:3 agent.colour: unknown setting (known: instance, bpffsDir, cgroupRoot, metricsAddress, apiSocket, otlpEndpoint, reportInterval, edgeTtl, rttSamples, ringBytes, bpfStats, logLevel)',
   ]);
 });
 
@@ -212,4 +213,26 @@ test('ringBytes: a power of two from 64KiB to 1GiB, in bytes or with a binary un
     'env SOCKMESH_RING_BYTES: must be a power of two from 64KiB to 1GiB, e.g. 4MiB or 4194304, got "2TiB"',
     'flag --ring-bytes: must be a power of two from 64KiB to 1GiB, e.g. 4MiB or 4194304, got "3MiB"',
   ]);
+});
+
+test('edgeTtl: a duration up to 7d or off, from any layer, and never under three report intervals, blamed where it was set', () => {
+  assert.equal(settings({ flags: { edgeTtl: '1h' }, env: {} }).edgeTtlMs, 3_600_000);
+  assert.equal(settings({ flags: {}, env: { SOCKMESH_EDGE_TTL: '2d' } }).edgeTtlMs, 2 * 86_400_000);
+  assert.equal(settings({ flags: {}, env: {}, file: fileLayer({ edgeTtl: 'off' }) }).edgeTtlMs, 0);
+  assert.equal(settings({ flags: {}, env: {}, file: fileLayer({ edgeTtl: 0, reportInterval: '1h' }) }).edgeTtlMs, 0, 'off allows any interval');
+  assert.equal(settings({ flags: { edgeTtl: '3s', reportInterval: '1s' }, env: {} }).edgeTtlMs, 3000, 'exactly three intervals');
+  assert.deepEqual(refused({ flags: { edgeTtl: 'soon' }, env: {}, file: fileLayer({ edgeTtl: '8d' }) }).map(formatSettingsIssue), [
+    'mesh.yaml:42:3 agent.edgeTtl: must be a duration up to 7d, e.g. 10m, or off (0), got "8d"',
+    'flag --edge-ttl: must be a duration up to 7d, e.g. 10m, or off (0), got "soon"',
+  ]);
+  const why = 'open connections refresh their edge once per report interval, so edgeTtl must be at least 3 of them';
+  assert.deepEqual(refused({ flags: {}, env: {}, file: fileLayer({ edgeTtl: '20s' }) }).map(formatSettingsIssue), [
+    `mesh.yaml:42:3 agent.edgeTtl: ${why} (edgeTtl 20000 ms, reportInterval 10000 ms), or off`,
+  ]);
+  assert.deepEqual(refused({ flags: { edgeTtl: '20s' }, env: {}, file: fileLayer({ edgeTtl: '1h' }) }).map(formatSettingsIssue), [
+    `flag --edge-ttl: ${why} (edgeTtl 20000 ms, reportInterval 10000 ms), or off`,
+  ]);
+  // Unset, it follows a long interval rather than refuse it.
+  assert.equal(settings({ flags: {}, env: { SOCKMESH_REPORT_INTERVAL: '5m' } }).edgeTtlMs, 15 * 60_000);
+  assert.equal(settings({ flags: {}, env: { SOCKMESH_REPORT_INTERVAL: '1m' } }).edgeTtlMs, 10 * 60_000);
 });

@@ -335,11 +335,35 @@ test('attaching the same aggregator twice is refused: it would count every recor
   assert.throws(() => exp.attach(agg), /already attached/);
 });
 
-test('with nothing ingested, the metrics are declared but have no series', async () => {
+test('with nothing ingested, the metrics are declared but have no series (only the edge count, 0)', async () => {
   const { exp } = setup();
   const { text, samples } = await scrape(exp);
   assert.equal(typeOf(text, 'sockmesh_connections_opened_total'), 'counter');
-  assert.deepEqual(samples, []);
+  assert.deepEqual(samples, [
+    { name: 'sockmesh_edges', labels: {}, value: 0 },
+    { name: 'sockmesh_edges_expired_total', labels: {}, value: 0 },
+  ]);
+});
+
+test('an expired edge leaves every metric; the others stay; it comes back from zero', async () => {
+  const { agg, exp } = setup();
+  agg.ingest(close(1n, { bytesSent: 10, connectUs: 50, srttUs: 40, durationNs: 1e6 }), 1000);
+  agg.ingest(close(2n, { bytesSent: 20 }, 'fin', B2), 9000);
+  const b2 = { ...CLIENT, backend: '10.0.0.8:8080' };
+  let { samples } = await scrape(exp);
+  assert.equal(value(samples, 'sockmesh_edges', {}), 2);
+  assert.equal(agg.expire(5000), 1);
+  ({ samples } = await scrape(exp));
+  const left = samples.filter((x) => x.labels.backend === CLIENT.backend);
+  assert.deepEqual(left, [], 'no series of the expired edge, histograms included');
+  assert.equal(value(samples, 'sockmesh_sent_bytes_total', b2), 20);
+  assert.ok(samples.some((x) => x.name === 'sockmesh_srtt_seconds_count' && x.labels.backend === b2.backend));
+  assert.equal(value(samples, 'sockmesh_edges', {}), 1);
+  assert.equal(value(samples, 'sockmesh_edges_expired_total', {}), 1);
+  agg.ingest(close(3n, { bytesSent: 3 }), 10_000);
+  ({ samples } = await scrape(exp));
+  assert.equal(value(samples, 'sockmesh_sent_bytes_total', CLIENT), 3, 'from zero: rate() reads it as a reset');
+  assert.equal(value(samples, 'sockmesh_connect_duration_seconds_count', CLIENT), 0);
 });
 
 // ---- agent metrics ----

@@ -115,3 +115,22 @@ test('the last-seen time is the one the caller read for its batch, else the cloc
   const seen = agg.edges()[0]!.lastSeenMs;
   assert.ok(seen >= before && seen <= Date.now(), `last seen ${seen} is now`);
 });
+
+test('expire drops the edges without a record since the cutoff, tells its listeners, and a later record starts one again', () => {
+  const agg = new Aggregator(directory());
+  const told: string[][] = [];
+  agg.onExpire((edges) => told.push(edges.map((e) => e.key)));
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70 }), 1000);
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 71 }), 1000);
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 71 }), 5000);
+  assert.equal(agg.expire(1000), 0, 'last seen at the cutoff stays');
+  assert.equal(agg.expire(2000), 1);
+  assert.deepEqual(told, [['client|shop/web|shop/api:http|10.0.0.2:8080']]);
+  assert.deepEqual(agg.edges().map((e) => [e.key, e.closed]), [['client|shop/web|shop/api:http|10.0.0.3:8080', 2]]);
+  // Through the id cache, which must not hand back the dropped edge.
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70 }), 6000);
+  const again = agg.edges().find((e) => e.key.endsWith('10.0.0.2:8080'))!;
+  assert.deepEqual([again.closed, again.opened], [1, 1], 'counted from zero');
+  assert.equal(agg.expire(2000), 0);
+  assert.equal(told.length, 1, 'no call when nothing expired');
+});
