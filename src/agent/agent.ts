@@ -274,7 +274,7 @@ export class Agent implements AgentView {
     this.rejected = undefined;
     this.opts.log.info('configuration applied', { file: this.opts.meshFile, ...report, services: c.desired.length });
     this.configWarnings = [
-      ...c.missingCgroups.map((cg) => `workload cgroup ${cg} does not exist (yet): its records show as unknown`),
+      ...c.missingCgroups.map((cg) => `workload cgroup ${cg} does not exist yet: its records are attributed once it appears`),
       ...c.outsideRoot.map((cg) => `workload cgroup ${cg} is outside the cgroup root ${this.settings.cgroupRoot}: not enrolled (no VIPs, no telemetry)`),
     ];
     if (c.missingCgroups.length) this.opts.log.warn('workload cgroups not found', { cgroups: c.missingCgroups });

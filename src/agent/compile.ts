@@ -1,13 +1,16 @@
 /**
  * The validated mesh model to what the dataplane and the telemetry need:
  * dataplane services (one per service port) and the id -> name directory.
- * Pure apart from reading cgroup ids from the cgroup filesystem.
+ * Pure apart from reading cgroup ids from the cgroup filesystem (the
+ * workloads' subtrees, again whenever a record comes from a cgroup not seen:
+ * the directory's fallback).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { MeshConfig } from '../config/model';
 import { serviceKey } from '../config/model';
 import { desiredState, DesiredService, ServicePortSpec } from '../dataplane/desired';
+import { WorkloadCgroups } from '../platform/workload-cgroups';
 import { Directory } from '../telemetry/directory';
 
 /**
@@ -41,7 +44,7 @@ export function servicePorts(config: MeshConfig): ServicePortSpec[] {
 export interface Compiled {
   desired: DesiredService[];
   directory: Directory;
-  /** workloads whose cgroup does not exist (yet): their records show as "unknown" */
+  /** workloads whose cgroup does not exist yet (picked up when it appears) */
   missingCgroups: string[];
   /**
    * workloads whose cgroup is not the agent's cgroup root or below it: the
@@ -82,5 +85,7 @@ export function compile(config: MeshConfig, cgroupMount: string, cgroupRoot: str
     if (id === undefined) missingCgroups.push(w.cgroup);
     else directory.workloads.set(id, { name: w.name, namespace: w.namespace });
   }
+  const cgroups = new WorkloadCgroups(cgroupMount, config.workloads.map((w) => ({ cgroup: w.cgroup, workload: { name: w.name, namespace: w.namespace } })));
+  directory.setWorkloadFallback((id) => cgroups.lookup(id));
   return { desired, directory, missingCgroups, outsideRoot };
 }

@@ -30,8 +30,15 @@ export class Directory {
 
   static readonly UNKNOWN = 'unknown';
 
+  /** Consulted for a cgroup id not in `workloads`: a cgroup below a workload's, or one that appeared later. */
+  private fallback: ((cgroupId: number) => WorkloadName | undefined) | undefined;
+
+  setWorkloadFallback(fn: (cgroupId: number) => WorkloadName | undefined): void {
+    this.fallback = fn;
+  }
+
   workload(cgroupId: number): string {
-    const w = this.workloads.get(cgroupId);
+    const w = this.workloads.get(cgroupId) ?? this.fallback?.(cgroupId);
     return w ? `${w.namespace}/${w.name}` : Directory.UNKNOWN;
   }
 

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AgentStatus } from '../../../src/agent/view';
 import { Link, Program } from '../../../src/bpf';
+import { cgroup2Root, ScratchCgroup } from '../../../src/platform/cgroup';
 import { agentEnv, metricsOf, metricSum } from '../../helpers/agent-env';
 import { AgentProc, agentCli } from '../../helpers/agent-proc';
 import { runInCgroup, spawnInCgroup } from '../../helpers/child';
@@ -119,6 +120,48 @@ test('edgeTtl: an edge without records leaves /metrics; one with an idle open co
     assert.equal(metricSum(text, 'sockmesh_sent_bytes_total', 'side="client"', 'service="default/web:80"'), 1000);
     assert.match(text, /^sockmesh_edges_expired_total 1$/m);
     assert.match(text, /^sockmesh_edges 2$/m);
+    await agent.kill('SIGTERM');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+test('a workload is its cgroup and everything below it, also when the cgroup appears after the mesh file was applied', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = await agentEnv(cleanup, 'nest');
+    const rel = path.relative(cgroup2Root()!, env.cg.path);
+    fs.writeFileSync(env.meshFile, fs.readFileSync(env.meshFile, 'utf8').replace('workloads: []', `workloads:
+  - { name: early, cgroup: ${rel}/early }
+  - { name: late, cgroup: ${rel}/late }`));
+    // A pod and its container: the process (and its sockets) one level below the workload's cgroup.
+    const early = cleanup.add('early cgroup', ScratchCgroup.create('early', env.cg.path), (c) => c.remove());
+    const earlyCtr = cleanup.add('early container cgroup', ScratchCgroup.create('ctr', early.path), (c) => c.remove());
+    const agent = AgentProc.start(env.args);
+    cleanup.defer('agent', () => agent.kill('SIGKILL'));
+    await agent.waitForLog('agent running');
+
+    const connects = async (cg: string): Promise<void> => {
+      const out = (await runInCgroup<ClientOut>(cg, 'vip-client', ['tcp', '127.77.0.51', '80', '3', '1'], 30_000, env.ns.prefix())).messages[0]!;
+      assert.deepEqual(out.errors, {});
+    };
+    await connects(earlyCtr.path);
+    // Scheduled after the apply: its cgroups did not exist when the mesh file was read.
+    const late = cleanup.add('late cgroup', ScratchCgroup.create('late', env.cg.path), (c) => c.remove());
+    const lateWorker = cleanup.add('late worker cgroup', ScratchCgroup.create('worker', late.path), (c) => c.remove());
+    await connects(lateWorker.path);
+
+    const opened = (text: string, workload: string): number =>
+      metricSum(text, 'sockmesh_connections_opened_total', 'side="client"', `workload="${workload}"`, 'service="default/web2:80"');
+    let text = '';
+    const total = (): number => metricSum(text, 'sockmesh_connections_opened_total', 'side="client"');
+    await waitFor(async () => ((text = await metricsOf(agent)), total() >= 6), 'six connections in /metrics', 5000);
+    assert.equal(opened(text, 'default/early'), 3, 'the container\'s sockets are the pod\'s');
+    assert.equal(opened(text, 'default/late'), 3, 'a workload cgroup made after the apply');
+    assert.equal(opened(text, 'unknown'), 0, text.split('\n').filter((l) => l.startsWith('sockmesh_connections_opened_total')).join('\n'));
     await agent.kill('SIGTERM');
   } finally {
     await cleanup.run();

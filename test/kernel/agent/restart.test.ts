@@ -287,7 +287,7 @@ test('a changed mesh file is applied without a signal: the watched file reloads'
     await waitFor(() => agent.logs.some((l) => /outside the agent's cgroup root/.test(String(l.msg))), 'the stray workload logged', 5_000);
     const status = JSON.parse(agentCli(['status', '--socket', env.apiSocket, '-o', 'json'])) as { config: { warnings: string[] } };
     assert.deepEqual(status.config.warnings.filter((w) => w.includes('sockmesh-test-elsewhere/stray')).map((w) => w.replace(/ \S+ does/, ' X does').replace(/cgroup \S+ is/, 'cgroup X is').replace(/root \S+:/, 'root R:')), [
-      'workload cgroup X does not exist (yet): its records show as unknown',
+      'workload cgroup X does not exist yet: its records are attributed once it appears',
       'workload cgroup X is outside the cgroup root R: not enrolled (no VIPs, no telemetry)',
     ]);
     await agent.kill('SIGTERM');
