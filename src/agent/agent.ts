@@ -143,7 +143,7 @@ export class Agent implements AgentView {
   }
 
   /** What this agent answers a second one that finds the instance taken. */
-  lockHolder(): LockHolder {
+  private lockHolder(): LockHolder {
     return { pid: process.pid, instance: this.settings.instance, version: AGENT_VERSION, startedAt: this.startedAt, apiSocket: this.settings.apiSocket };
   }
 
