@@ -15,9 +15,10 @@ import { statusCommand } from './commands/status';
 import { servicesCommand } from './commands/services';
 import { backendsCommand } from './commands/backends';
 import { connectionsCommand } from './commands/connections';
+import { edgesCommand } from './commands/edges';
 import { validateCommand } from './commands/validate';
 
-const COMMANDS: ReadonlyArray<() => Command> = [agentCommand, demoCommand, doctorCommand, statusCommand, servicesCommand, backendsCommand, connectionsCommand, validateCommand];
+const COMMANDS: ReadonlyArray<() => Command> = [agentCommand, demoCommand, doctorCommand, statusCommand, servicesCommand, backendsCommand, edgesCommand, connectionsCommand, validateCommand];
 
 function packageVersion(): string {
   try {

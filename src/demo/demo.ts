@@ -16,6 +16,7 @@ import { mergeSettings } from '../config/settings';
 import { SettingsError } from '../config/errors';
 import type { AgentSettings } from '../config/model';
 import { repoRoot } from '../bpf/native';
+import { renderEdges } from '../cli/render/edges';
 import { cgroup2Root } from '../platform/cgroup';
 import { ensureBpffs } from '../platform/bpffs';
 import type { Edge } from '../telemetry/aggregator';
@@ -111,19 +112,6 @@ function spawnPod(pod: DemoPod, cgroupDir: string): ChildProcess {
   return spawn('sh', ['-c', sh, podNs(pod.name), process.execPath, script, ...pod.argv], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
-function edgeRows(edges: Edge[]): string {
-  const rows = edges.filter((e) => e.labels.side === 'client' && e.labels.service)
-    .sort((a, b) => a.key.localeCompare(b.key))
-    .map((e) => [e.labels.workload, e.labels.service, e.labels.backend, String(e.opened), String(e.failed),
-      e.connectUsCount ? `${(e.connectUsSum / e.connectUsCount).toFixed(0)}µs` : '-',
-      e.srttUsCount ? `${(e.srttUsSum / e.srttUsCount).toFixed(0)}µs` : '-',
-      `${((e.bytesSent + e.bytesReceived) / 1024).toFixed(1)}KiB`]);
-  const head = ['FROM', 'SERVICE', 'BACKEND', 'CONNS', 'FAILED', 'CONNECT', 'SRTT', 'BYTES'];
-  const all = [head, ...rows];
-  const w = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
-  return all.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n');
-}
-
 /** Removes whatever a crashed demo left. */
 export function cleanupDemo(log?: Logger): string[] {
   const root = cgroup2Root();
@@ -195,7 +183,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     await new Promise<void>((resolve) => {
       const timer = opts.durationS > 0 ? setTimeout(resolve, opts.durationS * 1000) : undefined;
       const view = opts.output === 'table'
-        ? setInterval(() => process.stdout.write(`\n${new Date().toISOString()}\n${edgeRows(agent!.edges())}\n`), 2000)
+        ? setInterval(() => process.stdout.write(`\n${new Date().toISOString()}\n${renderEdges('table', agent!.edges().filter((e) => e.labels.side === 'client' && e.labels.service))}`), 2000)
         : undefined;
       const stop = (): void => {
         clearTimeout(timer);

@@ -444,6 +444,34 @@ test('CLI: unknown service exits 1 naming the known ones; no agent exits 1 with 
     assert.match(g.stderr, /agent is not running at .*gone\.sock/);
   }));
 
+test('CLI: `edges` lists client sides by default, averages per measured connection; filters by workload, service and side', () =>
+  withHarness(async ({ socket }) => {
+    const t = await cli(['edges', '--socket', socket]);
+    assert.equal(t.code, 0, t.stderr);
+    const rows = t.stdout.split('\n').filter((l) => l !== '');
+    assert.match(rows[0]!, /^WORKLOAD\s+SERVICE\s+BACKEND\s+CONNS\s+FAILED\s+CONNECT\s+SRTT\s+BYTES\s+RESETS$/);
+    assert.equal(rows.length, 3, 'the two client edges');
+    // 1500 µs over 10 connects, 900 µs over 9 SRTT samples, 4 KiB + 1 MiB, one reset.
+    assert.match(rows[1]!, /^default\/client\s+default\/web:http\s+10\.0\.0\.1:8080\s+10\s+1\s+150µs\s+100µs\s+1\.0MiB\s+1$/);
+    assert.match(rows[2]!, /^shop\/cart\s+default\/web:http\s+\[fd00::2\]:8080\s+3\s+0\s+20µs\s+-\s+30B\s+0$/, 'no SRTT sample: -');
+
+    const w = await cli(['edges', '--socket', socket, '--side', 'all', '-o', 'wide']);
+    const wrows = w.stdout.split('\n').filter((l) => l !== '');
+    assert.match(wrows[0]!, /^SIDE\s+WORKLOAD\s.*\sRESETS\s+SENT\s+RECEIVED\s+RETRANS\s+TIMEOUTS\s+LAST$/);
+    assert.equal(wrows.length, 4);
+    assert.match(wrows[2]!, /^server\s+default\/web\s+default\/web:http\s.*\s1\.0MiB\s+4\.0KiB\s+0\s+0\s+\S+$/);
+
+    const j = await cli(['edges', '--socket', socket, '-o', 'json', '--workload', 'shop/cart']);
+    assert.deepEqual((JSON.parse(j.stdout) as { items: { key: string }[] }).items.map((e) => e.key), ['client|shop/cart|default/web:http|[fd00::2]:8080']);
+    const s = await cli(['edges', '--socket', socket, '-o', 'json', '--service', 'web', '--side', 'server']);
+    assert.deepEqual((JSON.parse(s.stdout) as { items: { key: string }[] }).items.map((e) => e.key), ['server|default/web|default/web:http|10.0.0.1:8080']);
+    const none = await cli(['edges', '--socket', socket, '--service', 'shop/nope']);
+    assert.deepEqual([none.code, none.stdout, none.stderr], [0, '', 'No edges found.\n']);
+    const bad = await cli(['edges', '--socket', socket, '--workload', 'a/b/c']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--workload must be NAME or NAMESPACE\/NAME, got "a\/b\/c"/);
+  }));
+
 test('CLI: `connections` shows each record\'s workload and service by name (wide: backend too); filters by name', () =>
   withHarness(async ({ socket }) => {
     const t = await cli(['connections', '--socket', socket]);

@@ -80,6 +80,18 @@ export const EDGES: Edge[] = [
     opened: 10, closed: 9, failed: 1, bytesSent: 4096, bytesReceived: 1 << 20, retransmits: 2, resetsSent: 1, resetsReceived: 0,
     timeouts: 0, connectUsSum: 1500, connectUsCount: 10, srttUsSum: 900, srttUsCount: 9, lastSeenMs: 1_714_557_600_000,
   },
+  {
+    key: 'server|default/web|default/web:http|10.0.0.1:8080',
+    labels: { side: 'server', workload: 'default/web', service: 'default/web:http', backend: '10.0.0.1:8080' },
+    opened: 9, closed: 9, failed: 0, bytesSent: 1 << 20, bytesReceived: 4096, retransmits: 0, resetsSent: 0, resetsReceived: 1,
+    timeouts: 0, connectUsSum: 0, connectUsCount: 0, srttUsSum: 810, srttUsCount: 9, lastSeenMs: 1_714_557_600_000,
+  },
+  {
+    key: 'client|shop/cart|default/web:http|[fd00::2]:8080',
+    labels: { side: 'client', workload: 'shop/cart', service: 'default/web:http', backend: '[fd00::2]:8080' },
+    opened: 3, closed: 0, failed: 0, bytesSent: 10, bytesReceived: 20, retransmits: 0, resetsSent: 0, resetsReceived: 0,
+    timeouts: 0, connectUsSum: 60, connectUsCount: 3, srttUsSum: 0, srttUsCount: 0, lastSeenMs: 1_714_557_590_000,
+  },
 ];
 
 /**
