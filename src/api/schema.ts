@@ -169,6 +169,7 @@ function statusToWire(s: AgentStatus): Plain {
     frontends: s.frontends,
     records: s.records,
     openConnections: s.openConnections,
+    edges: s.edges,
     ringbuf: s.ringbuf,
     otlp: s.otlp,
     bpfStats: s.bpfStats,
@@ -286,6 +287,7 @@ function statusFromWire(f: Fields): AgentStatus {
   const config = f.msg('config');
   const rejected = config.optMsg('rejected');
   const ringbuf = f.msg('ringbuf');
+  const edges = f.msg('edges');
   const otlp = f.optMsg('otlp');
   const appliedAt = config.optStr('appliedAt');
   const status: AgentStatus = {
@@ -302,6 +304,7 @@ function statusFromWire(f: Fields): AgentStatus {
     frontends: f.u64('frontends'),
     records: f.u64('records'),
     openConnections: f.u64('openConnections'),
+    edges: { live: edges.u64('live'), expired: edges.u64('expired'), ttlMs: edges.u64('ttlMs') },
     ringbuf: { records: ringbuf.u64('records'), dropped: ringbuf.u64('dropped'), decodeErrors: ringbuf.u64('decodeErrors') },
   };
   if (appliedAt !== undefined) status.config.appliedAt = appliedAt;

@@ -54,6 +54,8 @@ export class Aggregator {
    */
   private readonly byIds = new Map<number, Map<number, Map<number | string, Edge>>>();
   private byIdsSize = 0;
+  /** Edges expire() dropped, in all. */
+  expired = 0;
   private readonly listeners: RecordListener[] = [];
   private readonly expireListeners: ExpireListener[] = [];
   private readonly recentRing: ConnectionRecord[] = [];
@@ -96,6 +98,7 @@ export class Aggregator {
     // The id cache may lead to them; it refills from the records that follow.
     this.byIds.clear();
     this.byIdsSize = 0;
+    this.expired += gone.length;
     for (const l of this.expireListeners) l(gone);
     return gone.length;
   }
@@ -189,6 +192,10 @@ export class Aggregator {
 
   edges(): Edge[] {
     return [...this.edgeMap.values()];
+  }
+
+  get edgeCount(): number {
+    return this.edgeMap.size;
   }
 
   /** Most recent closed or failed connections, oldest first. */

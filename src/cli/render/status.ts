@@ -50,6 +50,7 @@ export function renderStatus(format: OutputFormat, s: AgentStatus, now = Date.no
         ['Config', configLine(s, now, wide)],
         ['Services', `${s.services} (${s.frontends} frontends)`],
         ['Connections', `${s.openConnections} open, ${s.records} records`],
+        ['Edges', `${s.edges.live} (${s.edges.ttlMs > 0 ? `${s.edges.expired} expired after ${humanDuration(s.edges.ttlMs * 1e6)} without a record` : 'never expire'})`],
         ['Ring buffer', `${s.ringbuf.records} records, ${s.ringbuf.dropped} dropped, ${s.ringbuf.decodeErrors} decode errors`],
         ['OTLP', otlp],
         ...(s.bpfStats ? ([['BPF stats', bpfStatsLine(s.bpfStats, now, wide)]] as [string, string][]) : []),

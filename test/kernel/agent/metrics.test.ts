@@ -120,6 +120,8 @@ test('edgeTtl: an edge without records leaves /metrics; one with an idle open co
     assert.equal(metricSum(text, 'sockmesh_sent_bytes_total', 'side="client"', 'service="default/web:80"'), 1000);
     assert.match(text, /^sockmesh_edges_expired_total 1$/m);
     assert.match(text, /^sockmesh_edges 2$/m);
+    const st = JSON.parse(agentCli(['status', '--socket', env.apiSocket, '-o', 'json'])) as AgentStatus;
+    assert.deepEqual(st.edges, { live: 2, expired: 1, ttlMs: 3000 }, 'status says the same');
     await agent.kill('SIGTERM');
   } finally {
     await cleanup.run();
