@@ -64,19 +64,26 @@ export function readFrontends(maps: MeshMaps): LiveFrontend[] {
   });
 }
 
-/** The backend values of one live generation, in slot order (missing: undefined). */
-function readSlots(maps: MeshMaps, id: number, gen: number, n: number): (Buffer | undefined)[] {
-  return Array.from({ length: n }, (_, i) => maps.slots.lookup(slotKey(id, gen, i)));
+/**
+ * Every slot in the kernel by key (hex), read with batch lookups: one lookup
+ * per slot cost a syscall each, most of an unchanged 10 000-service reload.
+ */
+function readAllSlots(maps: MeshMaps): Map<string, Buffer> {
+  return new Map(maps.slots.entries().map((e) => [e.key.toString('hex'), e.value]));
 }
 
-function sameSlots(maps: MeshMaps, live: LiveFrontend, s: DesiredService): boolean {
+function sameSlots(slotsNow: ReadonlyMap<string, Buffer>, live: LiveFrontend, s: DesiredService): boolean {
   if (live.id !== s.id || live.slots !== s.slots.length) return false;
-  const cur = readSlots(maps, live.id, live.gen, live.slots);
-  return cur.every((v, i) => v !== undefined && v.equals(backendValue(s, i)));
+  for (let i = 0; i < live.slots; i++) {
+    const v = slotsNow.get(slotKey(live.id, live.gen, i).toString('hex'));
+    if (v === undefined || !v.equals(backendValue(s, i))) return false;
+  }
+  return true;
 }
 
 export function applyDesired(maps: MeshMaps, desired: readonly DesiredService[]): ApplyReport {
   const live = new Map(readFrontends(maps).map((f) => [f.key.toString('hex'), f]));
+  const slotsNow = readAllSlots(maps);
   const report: ApplyReport = { flipped: 0, added: 0, removed: 0, unchanged: 0 };
 
   // Decide, per service, whether it needs a new generation: any frontend new,
@@ -85,7 +92,7 @@ export function applyDesired(maps: MeshMaps, desired: readonly DesiredService[])
     const keys = s.frontends.map(frontendKey);
     const lives = keys.map((k) => live.get(k.toString('hex')));
     const current = lives.find((l) => l !== undefined && l.id === s.id);
-    const unchanged = lives.every((l) => l !== undefined && sameSlots(maps, l, s) && l.gen === lives[0]!.gen);
+    const unchanged = lives.every((l) => l !== undefined && sameSlots(slotsNow, l, s) && l.gen === lives[0]!.gen);
     const gens = lives.filter((l): l is LiveFrontend => l !== undefined).map((l) => l.gen);
     const gen = unchanged ? current!.gen : (Math.max(0, current?.gen ?? 0, ...gens) + 1) >>> 0 || 1;
     return { s, keys, lives, unchanged, gen };
@@ -154,7 +161,8 @@ function checkRoom(maps: MeshMaps, live: ReadonlyMap<string, LiveFrontend>,
 /** Deletes every slot whose (service, generation) no frontend points at. */
 export function collectSlots(maps: MeshMaps): number {
   const liveGens = new Set(readFrontends(maps).map((f) => `${f.id}/${f.gen}`));
-  const dead = [...maps.slots.keys()].filter((k) => !liveGens.has(`${k.readUInt32LE(0)}/${k.readUInt32LE(4)}`));
+  // Keys from batch lookups: walking them one get-next-key syscall each cost more than the apply.
+  const dead = maps.slots.entries().map((e) => e.key).filter((k) => !liveGens.has(`${k.readUInt32LE(0)}/${k.readUInt32LE(4)}`));
   if (dead.length === 0) return 0;
   return maps.slots.deleteBatch(dead);
 }
