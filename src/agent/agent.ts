@@ -15,7 +15,6 @@ import type { BpfMap } from '../bpf';
 import { MappedRingReader } from '../bpf/mapped-ring';
 import { MeshCounter, MESH_VERDICT_NAMES } from '../bpf/layouts/mesh';
 import { ConfigError } from '../config/errors';
-import { loadMeshFile } from '../config/load';
 import type { AgentSettings, MeshConfig } from '../config/model';
 import { serviceKey } from '../config/model';
 import { Dataplane, OpenOutcome } from '../dataplane/dataplane';
@@ -27,6 +26,7 @@ import { Directory } from '../telemetry/directory';
 import { ConnectionRecord, decodeRecord, RecordDecodeError } from '../telemetry/record';
 import { compile } from './compile';
 import { InstanceLock, LockHolder } from './instance-lock';
+import { LoadedMesh, loadMeshOffThread } from './load-mesh';
 import type { Logger } from './log';
 import type { AgentStatus, AgentView, BackendView, ConnectionFilter, NamedRecord, ServiceView } from './view';
 
@@ -81,6 +81,7 @@ export class Agent implements AgentView {
   private configWarnings: string[] = [];
   private startedAt = new Date().toISOString();
   private starting: Promise<void> | undefined;
+  private reloads: Promise<unknown> = Promise.resolve();
   /** Extra stop steps registered by add-ons (exporters, servers), run in reverse. */
   private readonly onStop: (() => Promise<void> | void)[] = [];
   otlpStats: (() => { endpoint: string; exported: number; failed: number; dropped: number }) | undefined;
@@ -127,7 +128,7 @@ export class Agent implements AgentView {
     });
     try {
       // Validate first: a fresh install with a bad file must not touch the kernel.
-      const first = this.load();
+      const first = await this.load();
       if (first.kind === 'rejected' && !Dataplane.pinned(settings.bpffsDir)) throw first.error;
       // Before the dataplane, so a refusal changes nothing in the kernel.
       if (settings.bpfStats === 'on') {
@@ -148,7 +149,7 @@ export class Agent implements AgentView {
   }
 
   /** Opens (installs or adopts) the dataplane, applies the loaded config, starts reading and reporting. */
-  private attach(first: ReturnType<Agent['load']>, mount: string): void {
+  private attach(first: Awaited<ReturnType<Agent['load']>>, mount: string): void {
     const { settings, log } = this.opts;
     this.dp = Dataplane.open({
       bpffsDir: settings.bpffsDir,
@@ -158,7 +159,7 @@ export class Agent implements AgentView {
       ringBytes: settings.ringBytes,
       // An upgrade that replaces services/slots with maps it cannot copy
       // writes them from the mesh file before any hook uses them.
-      ...(first.kind === 'loaded' ? { populate: (maps: MeshMaps) => applyDesired(maps, compile(this.config!, mount, settings.cgroupRoot).desired) } : {}),
+      ...(first.kind === 'loaded' ? { populate: (maps: MeshMaps) => applyDesired(maps, first.mesh.desired) } : {}),
       log: (msg, fields) => log.info(msg, fields),
     });
     log.info('dataplane ready', { outcome: this.dp.outcome.kind, cgroup: settings.cgroupRoot, bpffsDir: settings.bpffsDir });
@@ -166,7 +167,7 @@ export class Agent implements AgentView {
       log.error('configuration rejected; running state kept', { file: this.opts.meshFile, errors: first.errors });
     } else {
       try {
-        this.applyLoaded();
+        this.applyLoaded(first.mesh);
       } catch (err) {
         // A fresh install has no running state to keep: start fails and is rolled back.
         if (this.dp.outcome.kind === 'installed') throw err;
@@ -250,11 +251,10 @@ export class Agent implements AgentView {
     this.aggregator.ingest(rec, this.drainNowMs);
   }
 
-  /** Parses the mesh file; on success keeps it as the next config to apply. */
-  private load(): { kind: 'loaded' } | { kind: 'rejected'; errors: string[]; error: Error } {
+  /** Reads, validates and compiles the mesh file off this thread (./load-mesh.ts); a rejection is kept for status. */
+  private async load(): Promise<{ kind: 'loaded'; mesh: LoadedMesh } | { kind: 'rejected'; errors: string[]; error: Error }> {
     try {
-      this.config = loadMeshFile(this.opts.meshFile);
-      return { kind: 'loaded' };
+      return { kind: 'loaded', mesh: await loadMeshOffThread(this.opts.meshFile) };
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
       const errors = err instanceof ConfigError ? err.message.split('\n').filter(Boolean) : [`${this.opts.meshFile}: ${error.message}`];
@@ -263,10 +263,12 @@ export class Agent implements AgentView {
     }
   }
 
-  private applyLoaded(): ApplyReport {
+  /** Writes a loaded mesh to the kernel; the agent's view follows only once the kernel has it. */
+  private applyLoaded(mesh: LoadedMesh): ApplyReport {
     const mount = cgroup2Root()!;
-    const c = compile(this.config!, mount, this.settings.cgroupRoot);
+    const c = compile(mesh.config, mount, this.settings.cgroupRoot, mesh.desired);
     const report = applyDesired(this.dataplane.maps, c.desired);
+    this.config = mesh.config;
     this.desired = c.desired;
     this.directory = c.directory;
     this.aggregator.setDirectory(c.directory);
@@ -287,15 +289,25 @@ export class Agent implements AgentView {
     return report;
   }
 
-  /** Re-reads the mesh file. An invalid file is rejected, logged and shown in status; the running state stays. */
-  reload(reason: string): ApplyOutcome {
-    const r = this.load();
+  /**
+   * Re-reads the mesh file. An invalid file is rejected, logged and shown in
+   * status; the running state stays. Reloads run one at a time, in order.
+   */
+  reload(reason: string): Promise<ApplyOutcome> {
+    const next = this.reloads.then(() => this.doReload(reason));
+    this.reloads = next.catch(() => undefined);
+    return next;
+  }
+
+  private async doReload(reason: string): Promise<ApplyOutcome> {
+    const r = await this.load();
     if (r.kind === 'rejected') {
       this.opts.log.error('configuration rejected; running state kept', { reason, file: this.opts.meshFile, errors: r.errors });
       return { kind: 'rejected', errors: r.errors };
     }
+    if (!this.dp) return { kind: 'rejected', errors: ['the agent stopped while the file was read: nothing applied'] };
     try {
-      return { kind: 'applied', report: this.applyLoaded() };
+      return { kind: 'applied', report: this.applyLoaded(r.mesh) };
     } catch (err) {
       return { kind: 'rejected', errors: this.notApplied(reason, err) };
     }
@@ -315,7 +327,7 @@ export class Agent implements AgentView {
     this.watcher = fs.watch(path.dirname(file), (_ev, name) => {
       if (name !== path.basename(file)) return;
       clearTimeout(this.reloadTimer);
-      this.reloadTimer = setTimeout(() => this.reload('file changed'), 200);
+      this.reloadTimer = setTimeout(() => void this.reload('file changed'), 200);
     });
   }
 

@@ -70,8 +70,9 @@ export function cgroupId(dir: string): number | undefined {
   }
 }
 
-export function compile(config: MeshConfig, cgroupMount: string, cgroupRoot: string): Compiled {
-  const desired = desiredState(servicePorts(config));
+/** `desired`: when already computed from this config (the loader's worker does, off the agent's thread). */
+export function compile(config: MeshConfig, cgroupMount: string, cgroupRoot: string,
+  desired: DesiredService[] = desiredState(servicePorts(config))): Compiled {
   const directory = new Directory();
   for (const s of desired) {
     directory.services.set(s.id, { service: s.service, portName: s.portName });

@@ -59,7 +59,7 @@ export function agentCommand(): Command {
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGHUP', () => agent.reload('SIGHUP'));
+    process.on('SIGHUP', () => void agent.reload('SIGHUP'));
 
     await agent.start();
     try {

@@ -1,0 +1,24 @@
+/**
+ * Worker-thread side of loadMeshOffThread (./load-mesh.ts): read, parse and
+ * validate the mesh file and compute the dataplane's desired state, then post
+ * the result back. Nothing here touches the kernel.
+ */
+import fs from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { parseMesh } from '../config/load';
+import { desiredState } from '../dataplane/desired';
+import { servicePorts } from './compile';
+import type { WorkerReply } from './load-mesh';
+
+const { file } = workerData as { file: string };
+let reply: WorkerReply;
+try {
+  const parsed = parseMesh(fs.readFileSync(file, 'utf8'), file);
+  reply = parsed.ok
+    ? { kind: 'loaded', config: parsed.config, desired: desiredState(servicePorts(parsed.config)) }
+    : { kind: 'invalid', issues: parsed.issues };
+} catch (err) {
+  const e = err instanceof Error ? err : new Error(String(err));
+  reply = { kind: 'failed', message: e.message, ...('code' in e && typeof e.code === 'string' ? { code: e.code } : {}) };
+}
+parentPort!.postMessage(reply);
