@@ -9,7 +9,7 @@ import { parseMesh } from '../config/load';
 import { mergeSettings } from '../config/settings';
 import { capacityError, freshPeak, overflows, TableRoom } from '../dataplane/capacity';
 import { desiredState } from '../dataplane/desired';
-import { servicePorts } from './compile';
+import { servicePorts, underCgroup } from './compile';
 
 export type MeshCheck =
   | {
@@ -23,6 +23,8 @@ export type MeshCheck =
     slots: number;
     workloads: number;
     room: TableRoom;
+    /** What the agent would apply but warn about: workloads its cgroupRoot (as the file sets it) does not enroll. */
+    warnings: string[];
   }
   | { file: string; valid: false; errors: string[] };
 
@@ -36,6 +38,9 @@ export function checkMesh(text: string, file: string, room: TableRoom): MeshChec
   const peak = freshPeak(desired);
   const over = overflows(peak, room);
   if (over.length) return { file, valid: false, errors: [`${file}: ${capacityError(over).message}`] };
+  const root = settings.settings.cgroupRoot;
+  const warnings = parsed.config.workloads.filter((w) => !underCgroup(w.cgroup, root)).map((w) =>
+    `workload ${w.namespace}/${w.name}: cgroup ${w.cgroup} is outside cgroupRoot ${root} (as this file sets it): not enrolled, no VIPs and no telemetry`);
   return {
     file,
     valid: true,
@@ -46,5 +51,6 @@ export function checkMesh(text: string, file: string, room: TableRoom): MeshChec
     slots: peak.newSlots,
     workloads: parsed.config.workloads.length,
     room,
+    warnings,
   };
 }

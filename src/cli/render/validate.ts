@@ -11,6 +11,6 @@ export function renderChecks(format: OutputFormat, checks: readonly MeshCheck[])
   if (format === 'json') return toJson(checks);
   if (format === 'yaml') return toYaml(checks);
   return checks.map((c) => (c.valid
-    ? `${c.file}: ${summary(c)}\n`
+    ? `${c.file}: ${summary(c)}\n${c.warnings.map((w) => `  warning: ${w}\n`).join('')}`
     : `${c.file}: invalid, ${c.errors.length} error${c.errors.length === 1 ? '' : 's'}\n${c.errors.map((e) => `  ${e}\n`).join('')}`)).join('');
 }

@@ -42,7 +42,10 @@ test('a valid file: what it would put in the kernel, counted per service port an
   // 2 ports x 2 families; v4 frontends get the v4 backends (3:1 = 4 slots), v6 the v6 one (1 slot).
   assert.deepEqual({ ...c, room: undefined }, {
     file: 'mesh.yaml', valid: true, services: 1, servicePorts: 4, frontends: 4, backends: 3, slots: 2 * (4 + 1), workloads: 1, room: undefined,
+    warnings: ['workload default/web: cgroup mesh/web is outside cgroupRoot sockmesh (as this file sets it): not enrolled, no VIPs and no telemetry'],
   });
+  const enrolled = checkMesh(mesh(WEB, 'agent:\n  cgroupRoot: mesh\n'), 'mesh.yaml', ROOM);
+  assert.deepEqual(enrolled.valid && enrolled.warnings, [], 'below the cgroupRoot the file sets: no warning');
 });
 
 test('schema and cross-check errors carry file:line:column and path, all of them', () => {
@@ -84,7 +87,7 @@ test('sockmesh validate: a line per file, errors indented below, exit 1 if any f
     fs.writeFileSync(bad, mesh(WEB, 'agent:\n  bogus: 1\n'));
     const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
     const ok = execFileSync(process.execPath, [cli, 'validate', good], { encoding: 'utf8' });
-    assert.match(ok, /good\.yaml: valid: 1 services \(4 service ports\), 4 frontends of \d+, 3 backends, 10 backend slots of \d+, 1 workloads\n$/);
+    assert.match(ok, /good\.yaml: valid: 1 services \(4 service ports\), 4 frontends of \d+, 3 backends, 10 backend slots of \d+, 1 workloads\n {2}warning: workload default\/web: cgroup mesh\/web is outside cgroupRoot sockmesh/);
     assert.throws(() => execFileSync(process.execPath, [cli, 'validate', good, bad, path.join(dir, 'missing.yaml')], { encoding: 'utf8', stdio: 'pipe' }),
       (err: unknown) => {
         const e = err as { status: number; stdout: string };
