@@ -9,7 +9,8 @@ import { spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Agent } from '../agent/agent';
+import { Agent, AGENT_VERSION } from '../agent/agent';
+import { InstanceLock } from '../agent/instance-lock';
 import { startAddons } from '../agent/addons';
 import { createLogger, Logger } from '../agent/log';
 import { mergeSettings } from '../config/settings';
@@ -112,11 +113,29 @@ function spawnPod(pod: DemoPod, cgroupDir: string): ChildProcess {
   return spawn('sh', ['-c', sh, podNs(pod.name), process.execPath, script, ...pod.argv], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
+/** The demo agent's pins (instance "demo"): also what its instance lock is named after. */
+const DEMO_BPFFS_DIR = '/sys/fs/bpf/sockmesh/demo';
+
+/**
+ * `demo --cleanup`: what a crashed demo left, removed - never a running
+ * demo's pods and pins (its agent holds the demo instance's lock).
+ */
+export async function cleanupCrashedDemo(): Promise<string[]> {
+  const lock = await InstanceLock.acquire(DEMO_BPFFS_DIR, {
+    pid: process.pid, instance: 'demo', version: AGENT_VERSION, startedAt: new Date().toISOString(), apiSocket: DEMO_API_SOCKET,
+  });
+  try {
+    return cleanupDemo();
+  } finally {
+    await lock.release();
+  }
+}
+
 /** Removes whatever a crashed demo left. */
 export function cleanupDemo(log?: Logger): string[] {
   const root = cgroup2Root();
   const removed: string[] = [];
-  const bpffsDir = '/sys/fs/bpf/sockmesh/demo';
+  const bpffsDir = DEMO_BPFFS_DIR;
   if (fs.existsSync(bpffsDir)) {
     const { Dataplane } = require('../dataplane/dataplane') as typeof import('../dataplane/dataplane');
     removed.push(...Dataplane.uninstallPinned(bpffsDir).map((r) => `pin ${r}`));

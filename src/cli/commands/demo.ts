@@ -1,6 +1,6 @@
 /** `sockmesh demo`: the local demo mesh (see src/demo/demo.ts). */
 import { Command, Option } from 'commander';
-import { cleanupDemo, runDemo } from '../../demo/demo';
+import { cleanupCrashedDemo, runDemo } from '../../demo/demo';
 
 export function demoCommand(): Command {
   return new Command('demo')
@@ -12,7 +12,7 @@ export function demoCommand(): Command {
     .option('--cleanup', 'remove whatever a crashed demo left behind, then exit')
     .action(async (raw: { duration: string; metricsAddress: string; output: 'table' | 'json'; logLevel: 'debug' | 'info' | 'warn' | 'error'; cleanup?: boolean }) => {
       if (raw.cleanup) {
-        const removed = cleanupDemo();
+        const removed = await cleanupCrashedDemo();
         process.stdout.write(removed.length ? `removed:\n  ${removed.join('\n  ')}\n` : 'nothing to clean up\n');
         return;
       }

@@ -30,6 +30,10 @@ test('sockmesh demo: traffic through every VIP, both reviews versions, nothing l
     assert.ok(services.items.every((s) => (s.verdicts.rewritten ?? 0) > 0), JSON.stringify(services.items));
     const backends = JSON.parse(execFileSync(process.execPath, [cli, 'backends', 'reviews', '-o', 'json', '--socket', '/run/sockmesh/demo.sock'], { encoding: 'utf8' })) as { items: { endpoint: string; connections: number }[] };
     assert.deepEqual(backends.items.map((b) => b.endpoint).sort(), ['198.18.0.21:9080', '198.18.0.22:9080']);
+    // --cleanup is for a crashed demo: a running one is left alone, and named.
+    const cleanup = spawnSync(process.execPath, [cli, 'demo', '--cleanup'], { encoding: 'utf8' });
+    assert.notEqual(cleanup.status, 0);
+    assert.match(cleanup.stderr, new RegExp(`/sys/fs/bpf/sockmesh/demo is in use by agent pid ${demo.pid} \\(instance demo`));
   } finally {
     assert.equal(await exited, 0, 'the demo exits cleanly');
   }
