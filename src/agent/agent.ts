@@ -40,6 +40,12 @@ export interface AgentOptions {
   watch?: boolean;
   /** How long start() waits for another agent of the instance to exit. Default LOCK_WAIT_MS. */
   lockWaitMs?: number;
+  /**
+   * The mesh file as the caller already read it (the CLI parses it for its
+   * agent settings): the first start() applies it instead of parsing the
+   * file again - seconds for a big mesh, while the ring is not drained yet.
+   */
+  initialMesh?: LoadedMesh;
 }
 
 /**
@@ -82,11 +88,13 @@ export class Agent implements AgentView {
   private startedAt = new Date().toISOString();
   private starting: Promise<void> | undefined;
   private reloads: Promise<unknown> = Promise.resolve();
+  private initialMesh: LoadedMesh | undefined;
   /** Extra stop steps registered by add-ons (exporters, servers), run in reverse. */
   private readonly onStop: (() => Promise<void> | void)[] = [];
   otlpStats: (() => { endpoint: string; exported: number; failed: number; dropped: number }) | undefined;
 
   constructor(readonly opts: AgentOptions) {
+    this.initialMesh = opts.initialMesh;
     // The edge already carries the record's names: no second lookup per follower.
     this.aggregator.onRecord((rec, edge) => {
       for (const f of this.followers) if (labelsMatch(edge.labels, f.filter)) f.fn({ ...rec, labels: edge.labels });
@@ -128,7 +136,9 @@ export class Agent implements AgentView {
     });
     try {
       // Validate first: a fresh install with a bad file must not touch the kernel.
-      const first = await this.load();
+      const initial = this.initialMesh;
+      this.initialMesh = undefined;
+      const first = initial ? { kind: 'loaded' as const, mesh: initial } : await this.load();
       if (first.kind === 'rejected' && !Dataplane.pinned(settings.bpffsDir)) throw first.error;
       // Before the dataplane, so a refusal changes nothing in the kernel.
       if (settings.bpfStats === 'on') {

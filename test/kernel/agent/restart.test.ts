@@ -181,6 +181,16 @@ workloads: []
     assert.deepEqual(dumpPinned(env.bpffsDir, 'services'), services, 'services map unchanged');
     assert.deepEqual(dumpPinned(env.bpffsDir, 'slots'), slots, 'slots map unchanged');
     await agent.kill('SIGTERM');
+
+    // Restarted with the bad file still there: the pinned state keeps serving and status says why.
+    const again = AgentProc.start(env.args);
+    cleanup.defer('restarted agent', () => again.kill('SIGKILL'));
+    await again.waitForLog('agent running');
+    assert.ok(again.logs.some((l) => l.msg === 'configuration rejected; running state kept'));
+    const status = JSON.parse(agentCli(['status', '--socket', env.apiSocket, '-o', 'json'])) as { config: { rejected?: { errors: string[] } } };
+    assert.match(status.config.rejected?.errors.join('\n') ?? '', /services\[0\]\.ports\[0\]\.targetPort/);
+    assert.deepEqual(dumpPinned(env.bpffsDir, 'services'), services, 'services map unchanged after the restart');
+    await again.kill('SIGTERM');
   } finally {
     await cleanup.run();
   }
