@@ -21,16 +21,18 @@ import { Dataplane } from '../../dataplane/dataplane';
 export function agentCommand(): Command {
   const cmd = new Command('agent')
     .description('run the sockmesh node agent: load the mesh programs, apply the mesh file, export telemetry')
-    .requiredOption('-c, --config <file>', 'the mesh file (YAML), reloaded on change and on SIGHUP')
+    .option('-c, --config <file>', 'the mesh file (YAML), reloaded on change and on SIGHUP (required, except with --uninstall)')
     .option('--uninstall', 'remove every program, link, map and pin of this instance, then exit')
     .option('--no-watch', 'do not watch the mesh file (SIGHUP still reloads)');
   for (const s of Object.values(SETTINGS)) cmd.addOption(new Option(`${s.flag} <value>`, `${s.description} (env ${s.env})`));
   return cmd.action(async (raw: Record<string, unknown>) => {
-    const file = String(raw.config);
-    if (!fs.existsSync(file)) throw new Error(`mesh file ${file} not found: pass --config with the path to your mesh YAML (see examples/mesh.yaml)`);
-    const parsed = parseMesh(fs.readFileSync(file, 'utf8'), file);
+    const file = typeof raw.config === 'string' ? raw.config : undefined;
+    // --uninstall needs only the instance (flags, env, or the file's agent: section if one is given).
+    if (file === undefined && raw.uninstall !== true) throw new Error('--config is required: the path to your mesh YAML (see examples/mesh.yaml)');
+    if (file !== undefined && !fs.existsSync(file)) throw new Error(`mesh file ${file} not found: pass --config with the path to your mesh YAML (see examples/mesh.yaml)`);
+    const parsed = file !== undefined ? parseMesh(fs.readFileSync(file, 'utf8'), file) : undefined;
     const flags = Object.fromEntries(Object.entries(raw).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
-    const merged = mergeSettings({ flags, env: process.env, ...(parsed.ok ? { file: parsed.agentLayer } : {}) });
+    const merged = mergeSettings({ flags, env: process.env, ...(parsed?.ok ? { file: parsed.agentLayer } : {}) });
     if (!merged.ok) throw new SettingsError(merged.issues);
     const settings = merged.settings;
     const log = createLogger(settings.logLevel, { instance: settings.instance });
@@ -49,8 +51,8 @@ export function agentCommand(): Command {
     }
 
     // Parsed once: the agent starts from this instead of reading the file again.
-    const initialMesh = parsed.ok ? { config: parsed.config, desired: desiredState(servicePorts(parsed.config)) } : undefined;
-    const agent = new Agent({ settings, meshFile: file, log, watch: raw.watch !== false, ...(initialMesh ? { initialMesh } : {}) });
+    const initialMesh = parsed?.ok ? { config: parsed.config, desired: desiredState(servicePorts(parsed.config)) } : undefined;
+    const agent = new Agent({ settings, meshFile: file!, log, watch: raw.watch !== false, ...(initialMesh ? { initialMesh } : {}) });
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;

@@ -69,6 +69,24 @@ test('probes hit /healthz and /readyz; bpffs is shared with the host both ways',
   for (const c of ['BPF', 'PERFMON', 'NET_ADMIN', 'SYS_ADMIN']) assert.ok(caps.includes(c), c);
 });
 
+test('the uninstall DaemonSet removes the agent\'s instance, from the host\'s bpffs, behind the agent\'s lock', () => {
+  const ds = docs('uninstall.yaml').find((d) => d.kind === 'DaemonSet')!;
+  const spec = obj(obj(obj(ds.spec).template).spec);
+  const init = obj(list(spec.initContainers)[0]);
+  const args = list(init.args).map(String);
+  assert.deepEqual(args.slice(0, 2), ['agent', '--uninstall']);
+  const agent = buildProgram().commands.find((c) => c.name() === 'agent')!;
+  const known = new Set(agent.options.flatMap((o) => [o.long, o.short].filter((x): x is string => !!x)));
+  for (const a of args.slice(1).filter((x) => x.startsWith('-'))) assert.ok(known.has(a), `unknown flag ${a}`);
+  const instanceOf = (a: string[]): string | undefined => a[a.indexOf('--instance') + 1];
+  assert.equal(instanceOf(args), instanceOf(list(container.args).map(String)), 'the instance the agent DaemonSet runs');
+  assert.equal(spec.hostNetwork, true, 'the lock it honours lives in the node\'s network namespace');
+  const bpffs = list(init.volumeMounts).map(obj).find((m) => m.mountPath === '/sys/fs/bpf');
+  assert.equal(bpffs?.mountPropagation, 'Bidirectional', 'unpins on the host, not in a private copy');
+  const caps = list(obj(obj(init.securityContext).capabilities).add).map(String);
+  for (const c of ['BPF', 'SYS_ADMIN']) assert.ok(caps.includes(c), c);
+});
+
 test('every metric the alert rules name is one the agent exports', async () => {
   const agg = new Aggregator(new Directory());
   const prom = new PrometheusExporter({ defaultMetrics: false });
