@@ -9,7 +9,9 @@
  * exits however it exits (a SIGKILLed agent's successor starts at once, no
  * stale file to judge), and it answers who holds it. Abstract names belong
  * to a network namespace: agents of one node share the host's (the
- * DaemonSet runs with hostNetwork).
+ * DaemonSet runs with hostNetwork). Node binds an abstract name NUL-padded
+ * to the whole sun_path (/proc/net/unix shows the padding as "@"s): anything
+ * else that takes or probes the lock must use the same padded name.
  */
 import { createHash } from 'node:crypto';
 import net from 'node:net';
