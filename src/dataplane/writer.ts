@@ -68,8 +68,9 @@ export function readFrontends(maps: MeshMaps): LiveFrontend[] {
  * Every slot in the kernel by key (hex), read with batch lookups: one lookup
  * per slot cost a syscall each, most of an unchanged 10 000-service reload.
  */
-function readAllSlots(maps: MeshMaps): Map<string, Buffer> {
-  return new Map(maps.slots.entries().map((e) => [e.key.toString('hex'), e.value]));
+function readAllSlots(maps: MeshMaps): { keys: Buffer[]; byKey: Map<string, Buffer> } {
+  const entries = maps.slots.entries();
+  return { keys: entries.map((e) => e.key), byKey: new Map(entries.map((e) => [e.key.toString('hex'), e.value])) };
 }
 
 function sameSlots(slotsNow: ReadonlyMap<string, Buffer>, live: LiveFrontend, s: DesiredService): boolean {
@@ -83,7 +84,7 @@ function sameSlots(slotsNow: ReadonlyMap<string, Buffer>, live: LiveFrontend, s:
 
 export function applyDesired(maps: MeshMaps, desired: readonly DesiredService[]): ApplyReport {
   const live = new Map(readFrontends(maps).map((f) => [f.key.toString('hex'), f]));
-  const slotsNow = readAllSlots(maps);
+  const slotsBefore = readAllSlots(maps);
   const report: ApplyReport = { flipped: 0, added: 0, removed: 0, unchanged: 0 };
 
   // Decide, per service, whether it needs a new generation: any frontend new,
@@ -92,7 +93,7 @@ export function applyDesired(maps: MeshMaps, desired: readonly DesiredService[])
     const keys = s.frontends.map(frontendKey);
     const lives = keys.map((k) => live.get(k.toString('hex')));
     const current = lives.find((l) => l !== undefined && l.id === s.id);
-    const unchanged = lives.every((l) => l !== undefined && sameSlots(slotsNow, l, s) && l.gen === lives[0]!.gen);
+    const unchanged = lives.every((l) => l !== undefined && sameSlots(slotsBefore.byKey, l, s) && l.gen === lives[0]!.gen);
     const gens = lives.filter((l): l is LiveFrontend => l !== undefined).map((l) => l.gen);
     const gen = unchanged ? current!.gen : (Math.max(0, current?.gen ?? 0, ...gens) + 1) >>> 0 || 1;
     return { s, keys, lives, unchanged, gen };
@@ -138,7 +139,8 @@ export function applyDesired(maps: MeshMaps, desired: readonly DesiredService[])
     maps.services.delete(l.key);
     report.removed++;
   }
-  collectSlots(maps);
+  // What is live now is what the plans point at; the slots written in step 1 are all theirs.
+  collectSlots(maps, slotsBefore.keys, new Set(plans.map((p) => `${p.s.id}/${p.gen}`)));
   return report;
 }
 
@@ -158,11 +160,13 @@ function checkRoom(maps: MeshMaps, live: ReadonlyMap<string, LiveFrontend>,
   if (over.length) throw capacityError(over);
 }
 
-/** Deletes every slot whose (service, generation) no frontend points at. */
-export function collectSlots(maps: MeshMaps): number {
-  const liveGens = new Set(readFrontends(maps).map((f) => `${f.id}/${f.gen}`));
-  // Keys from batch lookups: walking them one get-next-key syscall each cost more than the apply.
-  const dead = maps.slots.entries().map((e) => e.key).filter((k) => !liveGens.has(`${k.readUInt32LE(0)}/${k.readUInt32LE(4)}`));
+/**
+ * Deletes the slots, among those there before the apply, whose (service,
+ * generation) no frontend points at now - earlier generations, and leftovers
+ * of an apply cut short - without reading either table again.
+ */
+function collectSlots(maps: MeshMaps, keysBefore: readonly Buffer[], liveGens: ReadonlySet<string>): number {
+  const dead = keysBefore.filter((k) => !liveGens.has(`${k.readUInt32LE(0)}/${k.readUInt32LE(4)}`));
   if (dead.length === 0) return 0;
   return maps.slots.deleteBatch(dead);
 }
