@@ -31,8 +31,12 @@ export interface AgentStatus {
   frontends: number;
   records: number;
   openConnections: number;
-  /** Edges (side, workload, service, backend) the agent keeps now, and how many edgeTtl dropped; edgeTtlMs 0: never. */
-  edges: { live: number; expired: number; ttlMs: number };
+  /**
+   * Edges (side, workload, service, backend) the agent keeps now, and how
+   * many edgeTtl dropped; ttlMs 0: never. Absent from agents older than this
+   * field, which a newer CLI may be asked about.
+   */
+  edges?: { live: number; expired: number; ttlMs: number };
   ringbuf: { records: number; dropped: number; decodeErrors: number };
   otlp?: { endpoint: string; exported: number; failed: number; dropped: number };
   /** With bpfStats on: since when the kernel counts, and each hook's program runs and run time (ns). */

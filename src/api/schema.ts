@@ -287,7 +287,6 @@ function statusFromWire(f: Fields): AgentStatus {
   const config = f.msg('config');
   const rejected = config.optMsg('rejected');
   const ringbuf = f.msg('ringbuf');
-  const edges = f.msg('edges');
   const otlp = f.optMsg('otlp');
   const appliedAt = config.optStr('appliedAt');
   const status: AgentStatus = {
@@ -304,7 +303,6 @@ function statusFromWire(f: Fields): AgentStatus {
     frontends: f.u64('frontends'),
     records: f.u64('records'),
     openConnections: f.u64('openConnections'),
-    edges: { live: edges.u64('live'), expired: edges.u64('expired'), ttlMs: edges.u64('ttlMs') },
     ringbuf: { records: ringbuf.u64('records'), dropped: ringbuf.u64('dropped'), decodeErrors: ringbuf.u64('decodeErrors') },
   };
   if (appliedAt !== undefined) status.config.appliedAt = appliedAt;
@@ -312,6 +310,8 @@ function statusFromWire(f: Fields): AgentStatus {
   if (otlp) {
     status.otlp = { endpoint: otlp.str('endpoint'), exported: otlp.u64('exported'), failed: otlp.u64('failed'), dropped: otlp.u64('dropped') };
   }
+  const edges = f.optMsg('edges');
+  if (edges) status.edges = { live: edges.u64('live'), expired: edges.u64('expired'), ttlMs: edges.u64('ttlMs') };
   const stats = f.optMsg('bpfStats');
   if (stats) {
     status.bpfStats = {

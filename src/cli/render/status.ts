@@ -31,6 +31,10 @@ function bpfStatsLine(s: NonNullable<AgentStatus['bpfStats']>, now: number, wide
   return [head, ...ran.map((p) => `  ${p.hook} ${humanDuration(p.runNs / p.runs)}/run${wide ? ` x ${p.runs} run${p.runs === 1 ? '' : 's'}` : ''}`)].join('\n');
 }
 
+function edgesLine(e: NonNullable<AgentStatus['edges']>): string {
+  return `${e.live} (${e.ttlMs > 0 ? `${e.expired} expired after ${humanDuration(e.ttlMs * 1e6)} without a record` : 'never expire'})`;
+}
+
 export function renderStatus(format: OutputFormat, s: AgentStatus, now = Date.now()): string {
   switch (format) {
     case 'json': return toJson(s);
@@ -50,7 +54,7 @@ export function renderStatus(format: OutputFormat, s: AgentStatus, now = Date.no
         ['Config', configLine(s, now, wide)],
         ['Services', `${s.services} (${s.frontends} frontends)`],
         ['Connections', `${s.openConnections} open, ${s.records} records`],
-        ['Edges', `${s.edges.live} (${s.edges.ttlMs > 0 ? `${s.edges.expired} expired after ${humanDuration(s.edges.ttlMs * 1e6)} without a record` : 'never expire'})`],
+        ...(s.edges ? ([['Edges', edgesLine(s.edges)]] as [string, string][]) : []),
         ['Ring buffer', `${s.ringbuf.records} records, ${s.ringbuf.dropped} dropped, ${s.ringbuf.decodeErrors} decode errors`],
         ['OTLP', otlp],
         ...(s.bpfStats ? ([['BPF stats', bpfStatsLine(s.bpfStats, now, wide)]] as [string, string][]) : []),

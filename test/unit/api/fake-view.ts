@@ -47,6 +47,7 @@ export const STATUS_MINIMAL: AgentStatus = (() => {
   const s: AgentStatus = { ...STATUS, dataplane: 'installed', dataplaneChanges: [], config: { file: '/etc/sockmesh/mesh.yaml', warnings: [] } };
   delete s.otlp;
   delete s.bpfStats;
+  delete s.edges; // as from an agent older than the field
   return s;
 })();
 

@@ -202,6 +202,7 @@ test('status: fields with ages in table, more in wide, the object in json/yaml',
   const m = renderStatus('table', STATUS_MINIMAL, now);
   assert.match(m, /^OTLP: +off$/m);
   assert.doesNotMatch(m, /BPF stats/);
+  assert.doesNotMatch(m, /^Edges/m, 'an older agent does not say');
   assert.match(m, /^Dataplane: +installed$/m);
   assert.match(m, /^Config: +\/etc\/sockmesh\/mesh\.yaml, not applied yet$/m);
   assert.doesNotMatch(m, /REJECTED|warning/);
