@@ -122,6 +122,12 @@ node "$OLD/dist/src/cli/main.js" agent "${ARGS[@]}" 2> "$WORK/old.log" & OLD_PID
 wait_running "$WORK/old.log" "$OLD_PID"
 in_cgroup "$CG/client" node "$WORK/client.js" 9000 > "$WORK/client.out" & CLIENT=$!; PIDS+=($CLIENT)
 sleep 3
+# Version skew: an operator's CLI from this tree asks the old agent (its API fields only grew since).
+skew=0
+for cmd in status services connections; do
+  node "$NEW_CLI" "$cmd" --socket "$WORK/api.sock" -o json > "$WORK/skew-$cmd.json" 2> "$WORK/skew-$cmd.err" || { skew=1; cat "$WORK/skew-$cmd.err" >&2; }
+done
+echo "$skew" > "$WORK/skew.rc"
 step "stopping the old agent under load; 1 s with no agent; then this tree's agent on its pins"
 kill -TERM "$OLD_PID"; wait "$OLD_PID" || true
 sleep 1
@@ -142,6 +148,7 @@ const conns = JSON.parse(fs.readFileSync(`${dir}/conns.json`, 'utf8'));
 const records = Array.isArray(conns) ? conns : conns.items ?? conns.connections ?? [];
 const long = records.find((r) => r.side === 'client' && r.kind === 'close' && r.local?.port === client.longPort);
 const checks = [
+  ["this tree's CLI reads the old agent (status, services, connections)", fs.readFileSync(`${dir}/skew.rc`, 'utf8').trim() === '0', ''],
   ['no connect failed', Object.keys(client.errors).length === 0, JSON.stringify(client.errors)],
   ['short connections flowed', client.shortOk > 100, `${client.shortOk}`],
   ['the new agent adopted the pinned state', logs.some((l) => l.msg === 'dataplane adopted'), logs.filter((l) => l.msg === 'map replaced').map((l) => `${l.map}: ${l.action}`).join(', ') || 'no map replaced'],
