@@ -4,7 +4,8 @@
  * the kernel tables of this build - so a file can be checked in CI before it
  * reaches a node. Pure apart from the table sizes, which the caller reads.
  */
-import { formatConfigIssue, formatSettingsIssue } from '../config/errors';
+import { parseAllDocuments, isMap, isScalar, LineCounter, Scalar } from 'yaml';
+import { formatConfigIssue, formatSettingsIssue, type SourcePosition } from '../config/errors';
 import { parseMesh } from '../config/load';
 import { mergeSettings } from '../config/settings';
 import { capacityError, freshPeak, overflows, TableRoom } from '../dataplane/capacity';
@@ -28,12 +29,27 @@ export type MeshCheck =
   }
   | { file: string; valid: false; errors: string[] };
 
-export function checkMesh(text: string, file: string, room: TableRoom): MeshCheck {
+/** Where an embedded mesh's text starts in the file that carries it: issue positions are moved by this. */
+export interface TextOrigin {
+  /** lines before the mesh text's first line */
+  lines: number;
+  /** columns before each of its lines (a YAML literal block's indentation) */
+  columns: number;
+}
+
+/**
+ * `file` labels the result; `positionsIn` (default `file`) is the file the
+ * positions of the issues point into, moved by `origin` for a mesh embedded
+ * in a bigger file (a ConfigMap).
+ */
+export function checkMesh(text: string, file: string, room: TableRoom, origin?: TextOrigin & { positionsIn: string }): MeshCheck {
+  const moved = <T extends SourcePosition>(p: T): T =>
+    (origin ? { ...p, file: origin.positionsIn, line: p.line + origin.lines, column: p.column + origin.columns } : p);
   const parsed = parseMesh(text, file);
-  if (!parsed.ok) return { file, valid: false, errors: parsed.issues.map(formatConfigIssue) };
+  if (!parsed.ok) return { file, valid: false, errors: parsed.issues.map((i) => formatConfigIssue(moved(i))) };
   // The file's own agent settings; flags and environment belong to the node.
   const settings = mergeSettings({ flags: {}, env: {}, file: parsed.agentLayer });
-  if (!settings.ok) return { file, valid: false, errors: settings.issues.map(formatSettingsIssue) };
+  if (!settings.ok) return { file, valid: false, errors: settings.issues.map((i) => formatSettingsIssue(i.origin === 'file' ? moved(i) : i)) };
   const desired = desiredState(servicePorts(parsed.config));
   const peak = freshPeak(desired);
   const over = overflows(peak, room);
@@ -53,4 +69,48 @@ export function checkMesh(text: string, file: string, room: TableRoom): MeshChec
     room,
     warnings,
   };
+}
+
+/** A mesh file carried in a Kubernetes ConfigMap of a manifest. */
+export interface EmbeddedMesh {
+  /** "sockmesh.yaml: ConfigMap sockmesh/sockmesh-mesh, mesh.yaml" */
+  label: string;
+  text: string;
+  /** set for a literal block (`key: |`), whose lines map one to one onto the manifest's */
+  origin?: TextOrigin;
+}
+
+/**
+ * The mesh files in a manifest: every ConfigMap data value that is a
+ * sockmesh Mesh. Undefined when `text` is not a manifest with a ConfigMap
+ * (then it is a mesh file itself, or nothing `validate` knows).
+ */
+export function embeddedMeshes(text: string, file: string): EmbeddedMesh[] | undefined {
+  const lineCounter = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter });
+  if (!Array.isArray(docs)) return undefined;
+  const maps = docs.filter((d) => d.errors.length === 0 && d.get('kind') === 'ConfigMap');
+  if (maps.length === 0) return undefined;
+  const out: EmbeddedMesh[] = [];
+  for (const d of maps) {
+    const data = d.get('data', true);
+    if (!isMap(data)) continue;
+    const meta = d.get('metadata', true);
+    const name = isMap(meta) ? `${String(meta.get('namespace') ?? 'default')}/${String(meta.get('name') ?? '?')}` : '?';
+    for (const pair of data.items) {
+      if (!isScalar(pair.value) || typeof pair.value.value !== 'string' || !/^kind:\s*Mesh\s*$/m.test(pair.value.value)) continue;
+      const body = pair.value.value;
+      out.push({ label: `${file}: ConfigMap ${name}, ${String(isScalar(pair.key) ? pair.key.value : pair.key)}`, text: body, ...literalOrigin(text, pair.value, lineCounter) });
+    }
+  }
+  return out;
+}
+
+/** For `key: |` blocks: the header's line, and the indentation of the first content line. */
+function literalOrigin(text: string, node: Scalar, lc: LineCounter): { origin?: TextOrigin } {
+  if (node.type !== Scalar.BLOCK_LITERAL || !node.range) return {};
+  const header = lc.linePos(node.range[0]).line;
+  const firstContent = text.split('\n').slice(header).find((l) => l.trim() !== '');
+  if (firstContent === undefined) return {};
+  return { origin: { lines: header, columns: firstContent.length - firstContent.trimStart().length } };
 }

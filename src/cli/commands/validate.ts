@@ -1,11 +1,12 @@
 /**
  * `sockmesh validate FILE...`: checks mesh files as the agent would before
  * applying them - schema, cross-checks, agent settings, room in the kernel
- * tables - with no agent and no kernel access. Exit 1 if any is invalid.
+ * tables - with no agent and no kernel access. A Kubernetes manifest is
+ * checked by the mesh files its ConfigMaps carry. Exit 1 if any is invalid.
  */
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { checkMesh, MeshCheck } from '../../agent/check';
+import { checkMesh, embeddedMeshes, MeshCheck } from '../../agent/check';
 import { Dataplane } from '../../dataplane/dataplane';
 import { isOutputFormat, OUTPUT_FORMATS } from '../render/output';
 import { renderChecks } from '../render/validate';
@@ -19,14 +20,18 @@ export function validateCommand(): Command {
       const output: unknown = cmd.opts().output;
       if (!isOutputFormat(output)) throw new Error(`unexpected output format ${String(output)}`);
       const room = Dataplane.tableRoom();
-      const checks = files.map((file): MeshCheck => {
+      const checks = files.flatMap((file): MeshCheck[] => {
         let text: string;
         try {
           text = fs.readFileSync(file, 'utf8');
         } catch (err) {
-          return { file, valid: false, errors: [`${file}: cannot read: ${(err as Error).message}`] };
+          return [{ file, valid: false, errors: [`${file}: cannot read: ${(err as Error).message}`] }];
         }
-        return checkMesh(text, file, room);
+        // A Kubernetes manifest: the mesh files its ConfigMaps carry, positions in the manifest.
+        const embedded = embeddedMeshes(text, file);
+        if (embedded === undefined) return [checkMesh(text, file, room)];
+        if (embedded.length === 0) return [{ file, valid: false, errors: [`${file}: its ConfigMaps carry no mesh file (a data value with kind: Mesh)`] }];
+        return embedded.map((e) => checkMesh(e.text, e.label, room, e.origin ? { ...e.origin, positionsIn: file } : undefined));
       });
       process.stdout.write(renderChecks(output, checks));
       process.exitCode = checks.every((c) => c.valid) ? 0 : 1;

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { checkMesh } from '../../../src/agent/check';
+import { checkMesh, embeddedMeshes } from '../../../src/agent/check';
 import { repoRoot } from '../../../src/bpf/native';
 
 const ROOM = { frontends: 65536, slots: 262144 };
@@ -103,4 +103,45 @@ test('sockmesh validate: a line per file, errors indented below, exit 1 if any f
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a Kubernetes manifest is checked by the mesh files its ConfigMaps carry, positions in the manifest', () => {
+  const manifest = `apiVersion: v1
+kind: Namespace
+metadata: { name: mesh }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: other, namespace: mesh }
+data:
+  note: not a mesh
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: sockmesh-mesh
+  namespace: mesh
+data:
+  mesh.yaml: |
+    apiVersion: sockmesh.io/v1alpha1
+    kind: Mesh
+    network:
+      vipCIDRs: [10.96.0.0/33]
+    services: []
+    workloads: []
+`;
+  const embedded = embeddedMeshes(manifest, 'deploy.yaml');
+  assert.equal(embedded?.length, 1);
+  const e = embedded![0]!;
+  assert.equal(e.label, 'deploy.yaml: ConfigMap mesh/sockmesh-mesh, mesh.yaml');
+  const c = checkMesh(e.text, e.label, ROOM, { ...e.origin!, positionsIn: 'deploy.yaml' });
+  assert.equal(c.valid, false);
+  // Line 21 of the manifest, where "10.96.0.0/33" starts.
+  const col = manifest.split('\n')[20]!.indexOf('10.96') + 1;
+  assert.deepEqual(!c.valid && c.errors, [`deploy.yaml:21:${col} network.vipCIDRs[0]: bad CIDR "10.96.0.0/33": prefix must be an integer in 0..32`]);
+
+  assert.equal(embeddedMeshes(mesh(WEB), 'mesh.yaml'), undefined, 'a mesh file is not a manifest');
+  assert.deepEqual(embeddedMeshes('kind: ConfigMap\ndata: { a: b }\n', 'cm.yaml'), [], 'ConfigMaps, but no mesh in them');
+  const shipped = embeddedMeshes(fs.readFileSync(path.join(repoRoot, 'daemonset', 'sockmesh.yaml'), 'utf8'), 'sockmesh.yaml')!;
+  assert.deepEqual(shipped.map((x) => checkMesh(x.text, x.label, ROOM).valid), [true], 'the shipped DaemonSet\'s mesh');
 });
