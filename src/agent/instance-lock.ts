@@ -14,6 +14,7 @@
  * else that takes or probes the lock must use the same padded name.
  */
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -26,17 +27,32 @@ export interface LockHolder {
   apiSocket: string;
 }
 
+/** Who really listens on the lock, as the kernel tells (/proc): what a holder says of itself can be anything. */
+export interface LockOwner {
+  pid: number;
+  /** its pid in each PID namespace it is in, outermost first (a containerized agent says the innermost) */
+  nspids: number[];
+  uid: number;
+  command: string;
+}
+
 export class InstanceLockedError extends Error {
   override readonly name = 'InstanceLockedError';
   readonly code = 'EINSTANCELOCKED';
 
-  constructor(readonly bpffsDir: string, readonly holder: LockHolder | undefined, waitedMs: number) {
-    const who = holder
+  constructor(readonly bpffsDir: string, readonly holder: LockHolder | undefined, waitedMs: number, readonly owner?: LockOwner) {
+    // The kernel's word first: anything on the node may bind the name, and say what it likes.
+    const agent = holder && (!owner || owner.nspids.includes(holder.pid));
+    const who = agent
       ? `agent pid ${holder.pid} (instance ${holder.instance}, ${holder.version}, running since ${holder.startedAt})`
-      : 'another agent (it did not say which)';
+      : owner
+        ? `pid ${owner.pid} (uid ${owner.uid}: ${owner.command}), which does not answer as a sockmesh agent of this instance`
+        : 'another process (it did not say which)';
     const waited = waitedMs > 0 ? ` and did not exit within ${waitedMs / 1000} s` : '';
-    const look = holder ? `; look at it with \`sockmesh status --socket ${holder.apiSocket}\`` : '';
-    super(`${bpffsDir} is in use by ${who}${waited}: stop that agent first (its programs stay attached and keep serving)${look}`);
+    const todo = agent
+      ? `stop that agent first (its programs stay attached and keep serving); look at it with \`sockmesh status --socket ${holder.apiSocket}\``
+      : 'it holds the name of this instance\'s lock (an abstract unix socket of the node\'s network namespace): stop it, then start again';
+    super(`${bpffsDir} is in use by ${who}${waited}: ${todo}`);
   }
 }
 
@@ -114,7 +130,7 @@ export class InstanceLock {
       const server = await tryBind(name, me);
       if (server) return new InstanceLock(server);
       const holder = await askHolder(name);
-      if (Date.now() >= deadline) throw new InstanceLockedError(bpffsDir, holder, waitMs);
+      if (Date.now() >= deadline) throw new InstanceLockedError(bpffsDir, holder, waitMs, lockOwner(name));
       if (!told) {
         told = true;
         opts.onWait?.(holder);
@@ -130,4 +146,40 @@ export class InstanceLock {
     if (!server) return Promise.resolve();
     return new Promise((resolve) => server.close(() => resolve()));
   }
+}
+
+/**
+ * The process listening on abstract socket `name`: its inode from
+ * /proc/net/unix, then the process holding that socket among /proc/<pid>/fd.
+ * Undefined when it cannot be told (gone meanwhile, /proc unreadable).
+ */
+export function lockOwner(name: string, proc = '/proc'): LockOwner | undefined {
+  try {
+    const want = `@${name.slice(1)}`;
+    const line = fs.readFileSync(path.join(proc, 'net', 'unix'), 'utf8').split('\n').find((l) => {
+      const f = l.trim().split(/\s+/);
+      // Node pads abstract names with NULs, shown as "@".
+      return f[3] === '00010000' && f[7] !== undefined && f.slice(7).join(' ').replace(/@+$/, '') === want;
+    });
+    const inode = line?.trim().split(/\s+/)[6];
+    if (!inode) return undefined;
+    const target = `socket:[${inode}]`;
+    for (const pid of fs.readdirSync(proc).filter((d) => /^\d+$/.test(d))) {
+      let fds: string[];
+      try {
+        fds = fs.readdirSync(path.join(proc, pid, 'fd'));
+      } catch {
+        continue;
+      }
+      if (!fds.some((fd) => { try { return fs.readlinkSync(path.join(proc, pid, 'fd', fd)) === target; } catch { return false; } })) continue;
+      const status = fs.readFileSync(path.join(proc, pid, 'status'), 'utf8');
+      const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1);
+      const nspids = (/^NSpid:\s+(.*)$/m.exec(status)?.[1] ?? pid).trim().split(/\s+/).map(Number);
+      const command = fs.readFileSync(path.join(proc, pid, 'cmdline'), 'utf8').split('\0').filter(Boolean).join(' ').replace(/\s+/g, ' ').slice(0, 200);
+      return { pid: Number(pid), nspids, uid, command };
+    }
+  } catch {
+    // best effort: the refusal stands without it
+  }
+  return undefined;
 }
