@@ -8,7 +8,7 @@
 import type { NamedRecord } from '../../agent/view';
 import type { Connection } from '../../telemetry/record';
 import { errnoName, hostPort, humanBytes, humanDuration, humanMicros } from './format';
-import { OutputFormat, listObject, toJson, toJsonLine, toYaml, toYamlDoc } from './output';
+import { OutputFormat, renderList, toJsonLine, toYamlDoc } from './output';
 import { StreamTable, renderTable } from './table';
 
 const KIND_LABEL: Record<Connection['kind'], string> = { close: 'closed', interim: 'open', connect_failed: 'failed' };
@@ -50,15 +50,7 @@ function row(r: NamedRecord, wide: boolean): string[] {
 }
 
 export function renderConnections(format: OutputFormat, records: readonly NamedRecord[]): string {
-  switch (format) {
-    case 'json': return toJson(listObject(records));
-    case 'yaml': return toYaml(listObject(records));
-    case 'table':
-    case 'wide': {
-      const wide = format === 'wide';
-      return renderTable(header(wide), records.map((r) => row(r, wide)));
-    }
-  }
+  return renderList(format, records, (wide) => renderTable(header(wide), records.map((r) => row(r, wide))));
 }
 
 /** Typical widths of the name and address columns, so a follow that starts empty still lines up. */

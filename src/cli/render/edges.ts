@@ -6,7 +6,7 @@
  */
 import type { Edge } from '../../telemetry/aggregator';
 import { humanAge, humanBytes, humanMicros } from './format';
-import { OutputFormat, listObject, toJson, toYaml } from './output';
+import { OutputFormat, renderList } from './output';
 import { renderTable } from './table';
 
 const avg = (sum: number, n: number): number => (n > 0 ? Math.round(sum / n) : 0);
@@ -19,29 +19,23 @@ export function sortEdges(edges: readonly Edge[]): Edge[] {
 
 export function renderEdges(format: OutputFormat, edges: readonly Edge[], now = Date.now()): string {
   const sorted = sortEdges(edges);
-  switch (format) {
-    case 'json': return toJson(listObject(sorted));
-    case 'yaml': return toYaml(listObject(sorted));
-    case 'table':
-    case 'wide': {
-      const wide = format === 'wide';
-      const header = [...(wide ? ['SIDE'] : []), 'WORKLOAD', 'SERVICE', 'BACKEND', 'CONNS', 'FAILED', 'CONNECT', 'SRTT', 'BYTES', 'RESETS',
-        ...(wide ? ['SENT', 'RECEIVED', 'RETRANS', 'TIMEOUTS', 'LAST'] : [])];
-      const rows = sorted.map((e) => [
-        ...(wide ? [e.labels.side] : []),
-        e.labels.workload,
-        e.labels.service || '-',
-        e.labels.backend || '-',
-        String(e.opened),
-        String(e.failed),
-        humanMicros(avg(e.connectUsSum, e.connectUsCount)),
-        humanMicros(avg(e.srttUsSum, e.srttUsCount)),
-        humanBytes(e.bytesSent + e.bytesReceived),
-        String(e.resetsSent + e.resetsReceived),
-        ...(wide ? [humanBytes(e.bytesSent), humanBytes(e.bytesReceived), String(e.retransmits), String(e.timeouts),
-          e.lastSeenMs > 0 ? humanAge(new Date(e.lastSeenMs).toISOString(), now) : '-'] : []),
-      ]);
-      return renderTable(header, rows);
-    }
-  }
+  return renderList(format, sorted, (wide) => {
+    const header = [...(wide ? ['SIDE'] : []), 'WORKLOAD', 'SERVICE', 'BACKEND', 'CONNS', 'FAILED', 'CONNECT', 'SRTT', 'BYTES', 'RESETS',
+      ...(wide ? ['SENT', 'RECEIVED', 'RETRANS', 'TIMEOUTS', 'LAST'] : [])];
+    const rows = sorted.map((e) => [
+      ...(wide ? [e.labels.side] : []),
+      e.labels.workload,
+      e.labels.service || '-',
+      e.labels.backend || '-',
+      String(e.opened),
+      String(e.failed),
+      humanMicros(avg(e.connectUsSum, e.connectUsCount)),
+      humanMicros(avg(e.srttUsSum, e.srttUsCount)),
+      humanBytes(e.bytesSent + e.bytesReceived),
+      String(e.resetsSent + e.resetsReceived),
+      ...(wide ? [humanBytes(e.bytesSent), humanBytes(e.bytesReceived), String(e.retransmits), String(e.timeouts),
+        e.lastSeenMs > 0 ? humanAge(new Date(e.lastSeenMs).toISOString(), now) : '-'] : []),
+    ]);
+    return renderTable(header, rows);
+  });
 }

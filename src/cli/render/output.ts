@@ -47,3 +47,10 @@ export function toYamlDoc(value: unknown): string {
 export function listObject<T>(items: readonly T[]): { items: readonly T[] } {
   return { items };
 }
+
+/** A list in any format: json/yaml as `{ items }`, table/wide from `table(wide)`. */
+export function renderList<T>(format: OutputFormat, items: readonly T[], table: (wide: boolean) => string): string {
+  if (format === 'json') return toJson(listObject(items));
+  if (format === 'yaml') return toYaml(listObject(items));
+  return table(format === 'wide');
+}

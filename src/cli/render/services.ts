@@ -1,6 +1,6 @@
 /** `sockmesh services`: one row per service. */
 import type { ServiceView } from '../../agent/view';
-import { OutputFormat, listObject, toJson, toYaml } from './output';
+import { OutputFormat, renderList } from './output';
 import { renderTable } from './table';
 
 /** ServiceView.name is namespace/name; the NAMESPACE column already says the first half. */
@@ -22,22 +22,16 @@ function verdicts(s: ServiceView): string {
 }
 
 export function renderServices(format: OutputFormat, services: readonly ServiceView[]): string {
-  switch (format) {
-    case 'json': return toJson(listObject(services));
-    case 'yaml': return toYaml(listObject(services));
-    case 'table':
-    case 'wide': {
-      const wide = format === 'wide';
-      const header = ['NAMESPACE', 'NAME', 'VIPS', 'PORTS', 'BACKENDS', ...(wide ? ['VERDICTS'] : [])];
-      const rows = services.map((s) => [
-        s.namespace,
-        shortName(s),
-        s.vips.length > 0 ? s.vips.join(',') : '-',
-        ports(s, wide),
-        String(s.backends),
-        ...(wide ? [verdicts(s)] : []),
-      ]);
-      return renderTable(header, rows);
-    }
-  }
+  return renderList(format, services, (wide) => {
+    const header = ['NAMESPACE', 'NAME', 'VIPS', 'PORTS', 'BACKENDS', ...(wide ? ['VERDICTS'] : [])];
+    const rows = services.map((s) => [
+      s.namespace,
+      shortName(s),
+      s.vips.length > 0 ? s.vips.join(',') : '-',
+      ports(s, wide),
+      String(s.backends),
+      ...(wide ? [verdicts(s)] : []),
+    ]);
+    return renderTable(header, rows);
+  });
 }
