@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AgentStatus } from '../../../src/agent/view';
+import { checkInstances } from '../../../src/doctor/checks';
 import { agentEnv } from '../../helpers/agent-env';
 import { AgentProc, agentCli, writeMesh } from '../../helpers/agent-proc';
 import { runInCgroup } from '../../helpers/child';
@@ -72,7 +73,15 @@ test('a second agent of a running instance changes nothing and says who runs it;
     assert.equal(ready.outcome, 'adopted');
     assert.equal(third.logs.some((l) => l.msg.startsWith('instance in use')), false, `no wait (${Date.now() - t0} ms)`);
     await third.waitForLog('agent running');
+    // doctor's view of the same: the instance has its agent; stopped, its programs stay pinned without one.
+    const instances = path.dirname(env.bpffsDir);
+    const row = (): { status: string; detail: string } => checkInstances(instances);
+    assert.doesNotMatch(row().detail, new RegExp(`pinned with no agent: .*\\b${env.instance}\\b`));
+    assert.match(row().detail, new RegExp(`agent running: .*\\b${env.instance}\\b`));
     await third.kill('SIGTERM');
+    assert.ok(fs.existsSync(path.join(env.bpffsDir, 'links')), 'a stopped agent leaves its programs attached');
+    assert.equal(row().status, 'warn');
+    assert.match(row().detail, new RegExp(`pinned with no agent: .*\\b${env.instance}\\b`));
   } finally {
     await cleanup.run();
   }
