@@ -59,6 +59,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent } from '../src/agent/agent';
+import { lockPath } from '../src/agent/instance-lock';
 import { createLogger } from '../src/agent/log';
 import { startAddons } from '../src/agent/addons';
 import { MeshCounter, MeshVerdict } from '../src/bpf/layouts/mesh';
@@ -572,6 +573,7 @@ async function main(): Promise<number> {
   undo.add(`pins ${bpffsDir}`, () => {
     if (Dataplane.pinned(bpffsDir)) Dataplane.uninstallPinned(bpffsDir);
     fs.rmSync(bpffsDir, { recursive: true, force: true });
+    fs.rmSync(lockPath(bpffsDir), { force: true }); // the agent's instance lock file
   });
   const settings: AgentSettings = {
     ...defaultSettings(`bench-${id}`),

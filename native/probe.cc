@@ -2,6 +2,8 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <climits>
 #include <cstring>
@@ -51,6 +53,21 @@ Napi::Value FdKind(const Napi::CallbackInfo& info) {
   else if (!strcmp(target, "anon_inode:bpf-prog")) kind = "prog";
   else if (!strcmp(target, "anon_inode:bpf_link") || !strcmp(target, "anon_inode:bpf-link")) kind = "link";  // the name differs by how the fd was made
   return Napi::String::New(info.Env(), kind);
+}
+
+// lockFile(path) -> fd: the file (created 0600 if missing) with an exclusive
+// flock(2) on it, or EWOULDBLOCK while another open file description holds
+// one. The kernel drops the lock with the fd, so with the process too.
+Napi::Value LockFile(const Napi::CallbackInfo& info) {
+  std::string path = ArgString(info, 0, "path");
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) ThrowErrno(info.Env(), errno, "open lock file " + path);
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    int err = errno;
+    ::close(fd);
+    ThrowErrno(info.Env(), err, "lock " + path);
+  }
+  return Napi::Number::New(info.Env(), fd);
 }
 
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
@@ -182,6 +199,7 @@ void InitFunctions(Napi::Env env, Napi::Object exports) {
   exports.Set("progGetFdById", Napi::Function::New(env, ProgGetFdById, "progGetFdById"));
   exports.Set("enableRunTimeStats", Napi::Function::New(env, EnableRunTimeStats, "enableRunTimeStats"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("lockFile", Napi::Function::New(env, LockFile, "lockFile"));
   exports.Set("probeProgType", Napi::Function::New(env, ProbeProgType, "probeProgType"));
   exports.Set("probeMapType", Napi::Function::New(env, ProbeMapType, "probeMapType"));
   exports.Set("probeHelper", Napi::Function::New(env, ProbeHelper, "probeHelper"));

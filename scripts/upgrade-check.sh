@@ -36,6 +36,8 @@ cleanup() {
   for procs in "$CG"/*/cgroup.procs; do [ -f "$procs" ] && xargs -r kill -KILL < "$procs" 2>/dev/null || true; done
   sleep 0.2
   node "$NEW_CLI" agent "${ARGS[@]}" --uninstall >/dev/null 2>&1 || true
+  # This tree's agents lock the instance with a file; it outlives them by design, not this check.
+  rm -f "$(node -e 'console.log(require(process.argv[1]).lockPath(process.argv[2]))' "$ROOT/dist/src/agent/instance-lock.js" "/sys/fs/bpf/sockmesh/$INSTANCE" 2>/dev/null)" 2>/dev/null || true
   for d in "$CG/client" "$CG/server" "$CG"; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
   git -C "$ROOT" worktree remove --force "$OLD" >/dev/null 2>&1 || true
   rm -rf "$WORK"

@@ -4,19 +4,21 @@
  * ring buffer - whose consumer position they share, so each loses records to
  * the other - and a newer one would swap programs under the older one.
  *
- * The lock is an abstract unix socket named after the instance's bpffs
- * directory: binding it is atomic, the kernel releases it when the holder
- * exits however it exits (a SIGKILLed agent's successor starts at once, no
- * stale file to judge), and it answers who holds it. Abstract names belong
- * to a network namespace: agents of one node share the host's (the
- * DaemonSet runs with hostNetwork). Node binds an abstract name NUL-padded
- * to the whole sun_path (/proc/net/unix shows the padding as "@"s): anything
- * else that takes or probes the lock must use the same padded name.
+ * The lock is flock(2) on a file named after the instance's bpffs directory,
+ * in a directory only root can write (default /run/sockmesh/locks, which the
+ * DaemonSet shares with the host): taking it is atomic, the kernel drops it
+ * with its holder however that exits (a SIGKILLed agent's successor starts at
+ * once, nothing stale to judge), it holds across network and PID namespaces,
+ * and nobody who cannot write that directory can take it first. The holder
+ * writes who it is into the file, for whoever finds the instance taken.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { BpfError, native } from '../bpf';
+import { call } from '../bpf/errors';
+
+export const DEFAULT_LOCK_DIR = '/run/sockmesh/locks';
 
 /** What the holder tells whoever finds the instance taken. */
 export interface LockHolder {
@@ -27,66 +29,26 @@ export interface LockHolder {
   apiSocket: string;
 }
 
-/** Who really listens on the lock, as the kernel tells (/proc): what a holder says of itself can be anything. */
-export interface LockOwner {
-  pid: number;
-  /** its pid in each PID namespace it is in, outermost first (a containerized agent says the innermost) */
-  nspids: number[];
-  uid: number;
-  command: string;
-}
-
 export class InstanceLockedError extends Error {
   override readonly name = 'InstanceLockedError';
   readonly code = 'EINSTANCELOCKED';
 
-  constructor(readonly bpffsDir: string, readonly holder: LockHolder | undefined, waitedMs: number, readonly owner?: LockOwner) {
-    // The kernel's word first: anything on the node may bind the name, and say what it likes.
-    const agent = holder && (!owner || owner.nspids.includes(holder.pid));
-    const who = agent
+  constructor(readonly bpffsDir: string, readonly holder: LockHolder | undefined, waitedMs: number) {
+    const who = holder
       ? `agent pid ${holder.pid} (instance ${holder.instance}, ${holder.version}, running since ${holder.startedAt})`
-      : owner
-        ? `pid ${owner.pid} (uid ${owner.uid}: ${owner.command}), which does not answer as a sockmesh agent of this instance`
-        : 'another process (it did not say which)';
+      : 'another agent (it has not said which yet)';
     const waited = waitedMs > 0 ? ` and did not exit within ${waitedMs / 1000} s` : '';
-    const todo = agent
-      ? `stop that agent first (its programs stay attached and keep serving); look at it with \`sockmesh status --socket ${holder.apiSocket}\``
-      : 'it holds the name of this instance\'s lock (an abstract unix socket of the node\'s network namespace): stop it, then start again';
-    super(`${bpffsDir} is in use by ${who}${waited}: ${todo}`);
+    const look = holder ? `; look at it with \`sockmesh status --socket ${holder.apiSocket}\`` : '';
+    super(`${bpffsDir} is in use by ${who}${waited}: stop that agent first (its programs stay attached and keep serving)${look}`);
   }
 }
 
-/** The abstract socket name for the agent of `bpffsDir` (sun_path holds 108 bytes, the leading NUL included). */
-export function lockName(bpffsDir: string): string {
+/** The lock file of the agent of `bpffsDir`: its path, escaped into one readable file name. */
+export function lockPath(bpffsDir: string, lockDir: string = DEFAULT_LOCK_DIR): string {
   const dir = path.resolve(bpffsDir);
-  const readable = `sockmesh-agent:${dir}`;
-  if (Buffer.byteLength(readable) <= 100) return `\0${readable}`;
-  return `\0sockmesh-agent:sha256:${createHash('sha256').update(dir).digest('hex').slice(0, 32)}`;
-}
-
-/** The holder's answer, or undefined if it does not give one within a second (an agent on its way out). */
-function askHolder(name: string): Promise<LockHolder | undefined> {
-  return new Promise((resolve) => {
-    let data = '';
-    const sock = net.createConnection(name);
-    const done = (h: LockHolder | undefined): void => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(h);
-    };
-    const timer = setTimeout(() => done(undefined), 1000);
-    sock.setEncoding('utf8');
-    sock.on('data', (d: string) => (data += d));
-    sock.on('error', () => done(undefined));
-    sock.on('end', () => {
-      try {
-        const v: unknown = JSON.parse(data);
-        done(isHolder(v) ? v : undefined);
-      } catch {
-        done(undefined);
-      }
-    });
-  });
+  const readable = encodeURIComponent(dir);
+  const name = readable.length <= 200 ? readable : `sha256-${createHash('sha256').update(dir).digest('hex')}`;
+  return path.join(lockDir, `${name}.lock`);
 }
 
 function isHolder(v: unknown): v is LockHolder {
@@ -96,19 +58,35 @@ function isHolder(v: unknown): v is LockHolder {
     typeof o.startedAt === 'string' && typeof o.apiSocket === 'string';
 }
 
-function tryBind(name: string, me: LockHolder): Promise<net.Server | undefined> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer((c) => c.end(JSON.stringify(me)));
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') resolve(undefined);
-      else reject(err);
-    });
-    server.listen(name, () => {
-      // Holding the lock must not keep a process alive that is otherwise done.
-      server.unref();
-      resolve(server);
-    });
-  });
+/** What the lock file says; undefined while its holder has not written it yet (or the file is not there). */
+export function readHolder(file: string): LockHolder | undefined {
+  try {
+    const v: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return isHolder(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The lock, or undefined while another open file holds it. */
+function tryLock(file: string): number | undefined {
+  try {
+    return call(() => native().lockFile(file));
+  } catch (err) {
+    if (err instanceof BpfError && (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK')) return undefined;
+    throw err;
+  }
+}
+
+/** Whether an agent holds the lock of `bpffsDir` now (doctor). Takes it for an instant when nobody does. */
+export function lockHeld(bpffsDir: string, lockDir: string = DEFAULT_LOCK_DIR): boolean {
+  const file = lockPath(bpffsDir, lockDir);
+  // No file: no agent has ever locked it - and none is made here.
+  if (!fs.existsSync(file)) return false;
+  const fd = tryLock(file);
+  if (fd === undefined) return true;
+  native().closeFd(fd);
+  return false;
 }
 
 export interface AcquireOptions {
@@ -116,21 +94,30 @@ export interface AcquireOptions {
   waitMs?: number;
   /** Called once, when the instance is found taken and waitMs > 0. */
   onWait?: (holder: LockHolder | undefined) => void;
+  /** Where lock files live (tests); default DEFAULT_LOCK_DIR. */
+  lockDir?: string;
 }
 
 export class InstanceLock {
-  private constructor(private server: net.Server | undefined) {}
+  private constructor(private fd: number | undefined) {}
 
   static async acquire(bpffsDir: string, me: LockHolder, opts: AcquireOptions = {}): Promise<InstanceLock> {
-    const name = lockName(bpffsDir);
+    const lockDir = opts.lockDir ?? DEFAULT_LOCK_DIR;
+    fs.mkdirSync(lockDir, { recursive: true, mode: 0o700 });
+    const file = lockPath(bpffsDir, lockDir);
     const waitMs = opts.waitMs ?? 0;
     const deadline = Date.now() + waitMs;
     let told = false;
     for (;;) {
-      const server = await tryBind(name, me);
-      if (server) return new InstanceLock(server);
-      const holder = await askHolder(name);
-      if (Date.now() >= deadline) throw new InstanceLockedError(bpffsDir, holder, waitMs, lockOwner(name));
+      const fd = tryLock(file);
+      if (fd !== undefined) {
+        // Ours: say who we are (the file is never removed, so a successor finds it where we did).
+        fs.ftruncateSync(fd);
+        fs.writeSync(fd, JSON.stringify(me), 0);
+        return new InstanceLock(fd);
+      }
+      const holder = readHolder(file);
+      if (Date.now() >= deadline) throw new InstanceLockedError(bpffsDir, holder, waitMs);
       if (!told) {
         told = true;
         opts.onWait?.(holder);
@@ -141,45 +128,10 @@ export class InstanceLock {
 
   /** Idempotent. */
   release(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (!server) return Promise.resolve();
-    return new Promise((resolve) => server.close(() => resolve()));
-  }
-}
-
-/**
- * The process listening on abstract socket `name`: its inode from
- * /proc/net/unix, then the process holding that socket among /proc/<pid>/fd.
- * Undefined when it cannot be told (gone meanwhile, /proc unreadable).
- */
-export function lockOwner(name: string, proc = '/proc'): LockOwner | undefined {
-  try {
-    const want = `@${name.slice(1)}`;
-    const line = fs.readFileSync(path.join(proc, 'net', 'unix'), 'utf8').split('\n').find((l) => {
-      const f = l.trim().split(/\s+/);
-      // Node pads abstract names with NULs, shown as "@".
-      return f[3] === '00010000' && f[7] !== undefined && f.slice(7).join(' ').replace(/@+$/, '') === want;
-    });
-    const inode = line?.trim().split(/\s+/)[6];
-    if (!inode) return undefined;
-    const target = `socket:[${inode}]`;
-    for (const pid of fs.readdirSync(proc).filter((d) => /^\d+$/.test(d))) {
-      let fds: string[];
-      try {
-        fds = fs.readdirSync(path.join(proc, pid, 'fd'));
-      } catch {
-        continue;
-      }
-      if (!fds.some((fd) => { try { return fs.readlinkSync(path.join(proc, pid, 'fd', fd)) === target; } catch { return false; } })) continue;
-      const status = fs.readFileSync(path.join(proc, pid, 'status'), 'utf8');
-      const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1);
-      const nspids = (/^NSpid:\s+(.*)$/m.exec(status)?.[1] ?? pid).trim().split(/\s+/).map(Number);
-      const command = fs.readFileSync(path.join(proc, pid, 'cmdline'), 'utf8').split('\0').filter(Boolean).join(' ').replace(/\s+/g, ' ').slice(0, 200);
-      return { pid: Number(pid), nspids, uid, command };
+    if (this.fd !== undefined) {
+      native().closeFd(this.fd);
+      this.fd = undefined;
     }
-  } catch {
-    // best effort: the refusal stands without it
+    return Promise.resolve();
   }
-  return undefined;
 }

@@ -164,6 +164,8 @@ export interface NativeAddon {
   objGet(path: string): number;
   fdKind(fd: number): 'map' | 'prog' | 'link' | 'other';
   closeFd(fd: number): void;
+  /** An exclusive flock on the file (created 0600): its fd, or EWOULDBLOCK while another holds it. */
+  lockFile(path: string): number;
   enableRunTimeStats(): number;
   progGetFdById(id: number): number;
   probeProgType(type: number): boolean;

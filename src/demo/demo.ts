@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Agent, AGENT_VERSION } from '../agent/agent';
-import { InstanceLock } from '../agent/instance-lock';
+import { InstanceLock, lockPath } from '../agent/instance-lock';
 import { startAddons } from '../agent/addons';
 import { createLogger, Logger } from '../agent/log';
 import { mergeSettings } from '../config/settings';
@@ -142,6 +142,7 @@ export function cleanupDemo(log?: Logger): string[] {
   }
   if (root) removed.push(...removeTopology(DEMO_PODS.map((p) => p.name), path.join(root, DEMO_CGROUP)));
   fs.rmSync(DEMO_DIR, { recursive: true, force: true });
+  fs.rmSync(lockPath(DEMO_BPFFS_DIR), { force: true }); // the demo agent's instance lock file
   log?.info('demo cleaned up', { removed });
   return removed;
 }

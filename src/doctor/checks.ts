@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BpfError, BpfObjectSpec, Collection, Link, native, objectPath, VerifierError } from '../bpf';
 import type { NativeAddon } from '../bpf/native';
-import { lockName } from '../agent/instance-lock';
+import { lockHeld } from '../agent/instance-lock';
 import { DEFAULT_BPFFS, bpffsMounted, ensureBpffs } from '../platform/bpffs';
 import { Mount, ScratchCgroup, readMounts } from '../platform/cgroup';
 
@@ -302,28 +302,16 @@ export function checkBpfStatsSysctl(read: () => string = () => fs.readFileSync('
     'sysctl -w kernel.bpf_stats_enabled=0 unless someone is measuring; for the mesh programs alone use the agent\'s bpfStats: on');
 }
 
-/** Names of the listening abstract unix sockets of this network namespace, from /proc/net/unix, without their "@". */
-export function listeningAbstractSockets(text: string = fs.readFileSync('/proc/net/unix', 'utf8')): Set<string> {
-  const out = new Set<string>();
-  for (const line of text.split('\n').slice(1)) {
-    // Num RefCount Protocol Flags Type St Inode Path: Flags 00010000 is __SO_ACCEPTCON (listening).
-    const f = line.trim().split(/\s+/);
-    // Node binds abstract names NUL-padded to the whole sun_path, which /proc shows as trailing "@"s.
-    if (f.length >= 8 && f[3] === '00010000' && f[7]!.startsWith('@')) out.add(f.slice(7).join(' ').slice(1).replace(/@+$/, ''));
-  }
-  return out;
-}
-
 /**
  * Pinned instances without an agent. A stopped agent leaves its programs
  * attached on purpose (traffic goes on while it restarts) - but an agent
  * that is never coming back, say a deleted DaemonSet, leaves VIPs translated
  * to the backends of its last mesh file for good, and nobody reading the
- * records. Each agent holds its instance's lock (an abstract socket) while
- * it runs, so a pinned directory whose lock nobody listens on is one of those.
+ * records. Each agent holds its instance's lock while it runs, so a pinned
+ * directory whose lock nobody holds is one of those.
  */
 export function checkInstances(dir: string = path.join(DEFAULT_BPFFS, 'sockmesh'),
-  listening: () => Set<string> = listeningAbstractSockets): CheckResult {
+  held: (bpffsDir: string) => boolean = (d) => lockHeld(d)): CheckResult {
   let names: string[];
   try {
     names = fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
@@ -331,8 +319,12 @@ export function checkInstances(dir: string = path.join(DEFAULT_BPFFS, 'sockmesh'
     names = [];
   }
   if (names.length === 0) return ok('system', 'instances', `no sockmesh instance pinned under ${dir}`);
-  const held = listening();
-  const orphans = names.filter((n) => !held.has(lockName(path.join(dir, n)).slice(1)));
+  let orphans: string[];
+  try {
+    orphans = names.filter((n) => !held(path.join(dir, n)));
+  } catch (err) {
+    return skip('system', 'instances', `pinned: ${names.join(', ')}; cannot tell which have an agent: ${errorText(err)}`);
+  }
   const running = names.filter((n) => !orphans.includes(n));
   const runningText = running.length ? `agent running: ${running.join(', ')}` : 'no agent running';
   if (orphans.length === 0) return ok('system', 'instances', runningText);

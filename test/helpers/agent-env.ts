@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { lockPath } from '../../src/agent/instance-lock';
 import { cgroup2Root, ScratchCgroup } from '../../src/platform/cgroup';
 import { AgentProc, agentCli, writeMesh } from './agent-proc';
 import { startFixture } from './child';
@@ -37,10 +38,12 @@ export async function agentEnv(cleanup: Cleanup, tag: string, webPort?: number):
   const apiSocket = `/tmp/sockmesh-${instance}.sock`;
   const args = ['-c', meshFile, '--instance', instance, '--cgroup-root', path.relative(cgroup2Root()!, cg.path),
     '--metrics-address', '127.0.0.1:0', '--api-socket', apiSocket, '--report-interval', '1s'];
+  // Run last (cleanups run in reverse): a SIGKILLed agent leaves its socket file behind (the next
+  // agent replaces it, but there is none); the lock file stays by design (a successor locks the
+  // same inode), and the uninstall below takes the lock too - but none of it outlives a test.
+  cleanup.defer('api socket and lock file', () => [apiSocket, lockPath(bpffsDir)].forEach((f) => fs.rmSync(f, { force: true })));
   // Whatever happens, the instance is uninstalled (as an operator would).
   cleanup.defer('uninstall', () => agentCli(['agent', ...args, '--uninstall']));
-  // A SIGKILLed agent leaves its socket file behind (the next agent replaces it, but there is none).
-  cleanup.defer('api socket', () => fs.rmSync(apiSocket, { force: true }));
   return { instance, bpffsDir, cg, ns, meshFile, apiSocket, args, ports };
 }
 

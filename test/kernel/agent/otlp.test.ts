@@ -7,6 +7,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { lockPath } from '../../../src/agent/instance-lock';
 import { cgroup2Root, ScratchCgroup } from '../../../src/platform/cgroup';
 import { AgentProc, agentCli, writeMesh } from '../../helpers/agent-proc';
 import { runInCgroup, startFixture } from '../../helpers/child';
@@ -44,6 +45,8 @@ workloads:
     const instance = `t${process.pid}otlp`;
     const args = ['-c', meshFile, '--instance', instance, '--cgroup-root', rel, '--metrics-address', '127.0.0.1:0',
       '--api-socket', `/tmp/sockmesh-${instance}.sock`, '--otlp-endpoint', receiver.endpoint];
+    // Last: the lock file and API socket the agent and the uninstall leave (reverse order).
+    cleanup.defer('lock file, api socket', () => [lockPath(`/sys/fs/bpf/sockmesh/${instance}`), `/tmp/sockmesh-${instance}.sock`].forEach((f) => fs.rmSync(f, { force: true })));
     cleanup.defer('uninstall', () => agentCli(['agent', ...args, '--uninstall']));
     const agent = AgentProc.start(args);
     cleanup.defer('agent', () => agent.kill('SIGKILL'));

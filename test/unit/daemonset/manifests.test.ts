@@ -51,12 +51,19 @@ test('the agent args are flags the agent command has', () => {
   for (const a of args.slice(1).filter((x) => x.startsWith('-'))) assert.ok(known.has(a), `unknown flag ${a}`);
 });
 
-test('a rollout never runs two agents on a node, and they share the network namespace the instance lock lives in', () => {
+test('a rollout never runs two agents on a node, and their instance locks are the host\'s', () => {
   const rolling = obj(obj(obj(daemonset.spec).updateStrategy).rollingUpdate);
   // A surge pod would find the instance taken and exit until the old pod is gone.
   assert.equal(rolling.maxSurge, 0);
-  assert.equal(podSpec.hostNetwork, true, 'the lock is an abstract unix socket: per network namespace');
+  assert.ok(sharesRunDir(podSpec, container), 'the locks live in /run/sockmesh/locks: shared with the host, or each pod locks its own');
 });
+
+/** /run/sockmesh (where the instance locks live) mounted from the host's /run/sockmesh. */
+function sharesRunDir(spec: Obj, c: Obj): boolean {
+  const mount = list(c.volumeMounts).map(obj).find((m) => m.mountPath === '/run/sockmesh');
+  const vol = list(spec.volumes).map(obj).find((v) => v.name === mount?.name);
+  return obj(vol?.hostPath).path === '/run/sockmesh';
+}
 
 test('probes hit /healthz and /readyz; bpffs is shared with the host both ways', () => {
   assert.equal(obj(obj(container.livenessProbe).httpGet).path, '/healthz');
@@ -80,7 +87,7 @@ test('the uninstall DaemonSet removes the agent\'s instance, from the host\'s bp
   for (const a of args.slice(1).filter((x) => x.startsWith('-'))) assert.ok(known.has(a), `unknown flag ${a}`);
   const instanceOf = (a: string[]): string | undefined => a[a.indexOf('--instance') + 1];
   assert.equal(instanceOf(args), instanceOf(list(container.args).map(String)), 'the instance the agent DaemonSet runs');
-  assert.equal(spec.hostNetwork, true, 'the lock it honours lives in the node\'s network namespace');
+  assert.ok(sharesRunDir(spec, init), 'it honours the agent\'s lock: the same lock directory');
   const bpffs = list(init.volumeMounts).map(obj).find((m) => m.mountPath === '/sys/fs/bpf');
   assert.equal(bpffs?.mountPropagation, 'Bidirectional', 'unpins on the host, not in a private copy');
   const caps = list(obj(obj(init.securityContext).capabilities).add).map(String);
