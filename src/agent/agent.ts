@@ -161,6 +161,7 @@ export class Agent implements AgentView {
   /** Opens (installs or adopts) the dataplane, applies the loaded config, starts reading and reporting. */
   private attach(first: Awaited<ReturnType<Agent['load']>>, mount: string): void {
     const { settings, log } = this.opts;
+    const t0 = Date.now();
     this.dp = Dataplane.open({
       bpffsDir: settings.bpffsDir,
       cgroupPath: path.join(mount, settings.cgroupRoot),
@@ -172,7 +173,7 @@ export class Agent implements AgentView {
       ...(first.kind === 'loaded' ? { populate: (maps: MeshMaps) => applyDesired(maps, first.mesh.desired) } : {}),
       log: (msg, fields) => log.info(msg, fields),
     });
-    log.info('dataplane ready', { outcome: this.dp.outcome.kind, cgroup: settings.cgroupRoot, bpffsDir: settings.bpffsDir });
+    log.info('dataplane ready', { outcome: this.dp.outcome.kind, cgroup: settings.cgroupRoot, bpffsDir: settings.bpffsDir, ms: Date.now() - t0 });
     if (first.kind === 'rejected') {
       log.error('configuration rejected; running state kept', { file: this.opts.meshFile, errors: first.errors });
     } else {
@@ -263,8 +264,11 @@ export class Agent implements AgentView {
 
   /** Reads, validates and compiles the mesh file off this thread (./load-mesh.ts); a rejection is kept for status. */
   private async load(): Promise<{ kind: 'loaded'; mesh: LoadedMesh } | { kind: 'rejected'; errors: string[]; error: Error }> {
+    const t0 = Date.now();
     try {
-      return { kind: 'loaded', mesh: await loadMeshOffThread(this.opts.meshFile) };
+      const mesh = await loadMeshOffThread(this.opts.meshFile);
+      this.opts.log.debug('configuration loaded', { file: this.opts.meshFile, services: mesh.config.services.length, ms: Date.now() - t0 });
+      return { kind: 'loaded', mesh };
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
       const errors = err instanceof ConfigError ? err.message.split('\n').filter(Boolean) : [`${this.opts.meshFile}: ${error.message}`];
@@ -275,6 +279,8 @@ export class Agent implements AgentView {
 
   /** Writes a loaded mesh to the kernel; the agent's view follows only once the kernel has it. */
   private applyLoaded(mesh: LoadedMesh): ApplyReport {
+    // Timed: with many services this is what holds the agent's thread (loading runs in a worker).
+    const t0 = Date.now();
     const mount = cgroup2Root()!;
     const c = compile(mesh.config, mount, this.settings.cgroupRoot, mesh.desired);
     const report = applyDesired(this.dataplane.maps, c.desired);
@@ -284,7 +290,7 @@ export class Agent implements AgentView {
     this.aggregator.setDirectory(c.directory);
     this.appliedAt = new Date().toISOString();
     this.rejected = undefined;
-    this.opts.log.info('configuration applied', { file: this.opts.meshFile, ...report, services: c.desired.length });
+    this.opts.log.info('configuration applied', { file: this.opts.meshFile, ...report, services: c.desired.length, ms: Date.now() - t0 });
     this.configWarnings = [
       ...c.missingCgroups.map((cg) => `workload cgroup ${cg} does not exist yet: its records are attributed once it appears`),
       ...c.outsideRoot.map((cg) => `workload cgroup ${cg} is outside the cgroup root ${this.settings.cgroupRoot}: not enrolled (no VIPs, no telemetry)`),
