@@ -103,8 +103,14 @@ export class InstanceLock {
 
   static async acquire(bpffsDir: string, me: LockHolder, opts: AcquireOptions = {}): Promise<InstanceLock> {
     const lockDir = opts.lockDir ?? DEFAULT_LOCK_DIR;
-    fs.mkdirSync(lockDir, { recursive: true, mode: 0o700 });
     const file = lockPath(bpffsDir, lockDir);
+    try {
+      fs.mkdirSync(lockDir, { recursive: true, mode: 0o700 });
+      fs.accessSync(lockDir, fs.constants.W_OK);
+    } catch (err) {
+      throw new Error(`cannot take the instance lock in ${lockDir}: ${(err as Error).message}; ` +
+        'the agent needs it writable, shared by every agent of the node (the DaemonSet mounts the host\'s /run/sockmesh); run as root');
+    }
     const waitMs = opts.waitMs ?? 0;
     const deadline = Date.now() + waitMs;
     let told = false;

@@ -98,3 +98,10 @@ test('lock files: one per bpffs directory, a readable name, long paths hashed ap
   assert.equal(lockHeld(dir('never'), lockDir), false);
   assert.equal(fs.existsSync(lockPath(dir('never'), lockDir)), false);
 });
+
+test('a lock directory that cannot be made says where and what the agent needs', async () => {
+  const file = path.join(lockDir, 'a-file');
+  fs.writeFileSync(file, '');
+  await assert.rejects(InstanceLock.acquire(dir('nodir'), me('a'), { lockDir: path.join(file, 'locks') }),
+    /cannot take the instance lock in .*a-file\/locks: .*ENOTDIR.*; the agent needs it writable, shared by every agent of the node/);
+});
