@@ -21,9 +21,15 @@
  *   iptables_10k  the same rule behind 10 000 unrelated service rules
  *   haproxy       wrk -> HAProxy (TCP mode, 1 thread) -> nginx
  *
- * With --breakdown, short-connection runs of six more variants say where
- * the mesh's cost goes, each adding one thing (the same mesh object, each on
- * a cgroup and nginx of its own, no agent):
+ * With --breakdown, short-connection runs of eight more variants say where
+ * the mesh's cost goes, each adding one thing (each on a cgroup and nginx of
+ * its own, no agent). First two with no mesh program at all
+ * (bpf/sockopsbench.bpf.c), what the kernel charges with no per-socket state:
+ *   rewrite_bare       a connect4 that rewrites the VIP from rodata: no map,
+ *                      no socket storage - the bare rewrite
+ *   callbacks_bare     rewrite_bare + the state and RTT callbacks enabled as
+ *                      the mesh does, nothing done in them
+ * then the mesh object, step by step:
  *   connect4_only      the mesh's connect4 alone (rewrite, verdict counter,
  *                      socket storage for the VIP): sockops detached, no records
  *   sockops_floor      connect4_only + a sockops program that enables the
@@ -93,9 +99,9 @@ const USAGE = `usage: npm run bench -- service [--rounds N] [--seconds S] [--war
                    targets are about) or none (no sockops run per RTT sample)
   --bpf-stats      count each mesh program's runs and run time during the mesh runs (kernel
                    BPF_ENABLE_STATS while the bench runs; adds a clock read per program run)
-  --breakdown      also run connect4_only, sockops_floor, sockops_storage, sockops_norec,
-                   mesh_paused_nortt and mesh_paused (short connections) to show where the mesh's
-                   cost goes (about 3 min more at the defaults)`;
+  --breakdown      also run rewrite_bare, callbacks_bare, connect4_only, sockops_floor,
+                   sockops_storage, sockops_norec, mesh_paused_nortt and mesh_paused (short
+                   connections) to show where the mesh's cost goes (about 4 min more at the defaults)`;
 
 class UsageError extends Error {}
 
@@ -210,10 +216,12 @@ const HAPROXY_ADDR = '127.0.0.31';
 /** HAProxy's source address towards nginx: its connections never share a 4-tuple with direct's */
 const HAPROXY_SOURCE = '127.0.0.32';
 /** The breakdown variants, in the order each adds one thing; one nginx each. */
-const BREAKDOWN_VARIANTS = ['connect4_only', 'sockops_floor', 'sockops_storage', 'sockops_norec', 'mesh_paused_nortt', 'mesh_paused'] as const;
+const BREAKDOWN_VARIANTS = ['rewrite_bare', 'callbacks_bare', 'connect4_only', 'sockops_floor', 'sockops_storage', 'sockops_norec', 'mesh_paused_nortt', 'mesh_paused'] as const;
 type BreakdownVariant = (typeof BREAKDOWN_VARIANTS)[number];
 const PAUSED_RING = 256 * 1024 * 1024;
 const BREAKDOWN: Record<BreakdownVariant, { backend: string; what: string }> = {
+  rewrite_bare: { backend: '127.0.0.47', what: 'no mesh program: a connect4 rewriting the VIP to its backend from rodata, no map, no socket storage (bare_connect4, bpf/sockopsbench.bpf.c)' },
+  callbacks_bare: { backend: '127.0.0.48', what: 'rewrite_bare + the state and RTT callbacks enabled as the mesh does, nothing done in them, no per-socket state anywhere (floor_callbacks)' },
   connect4_only: { backend: '127.0.0.41', what: 'mesh programs with sockops detached: connect4 alone (rewrite, verdict counter, socket storage), no records' },
   sockops_floor: { backend: '127.0.0.45', what: 'connect4_only + a sockops program that enables the state and RTT callbacks as the mesh does and does nothing in them (bpf/sockopsbench.bpf.c)' },
   sockops_storage: { backend: '127.0.0.46', what: "sockops_floor + the mesh's socket storage on the accepted socket too (both sides then have one, as in the mesh)" },
@@ -377,6 +385,7 @@ interface Probe {
 }
 
 function loadProbe(name: BreakdownVariant, cgroupPath: string, pinName: string, reportIntervalMs: number): Probe {
+  if (name === 'rewrite_bare' || name === 'callbacks_bare') return loadBare(name, cgroupPath);
   const desired = desiredState([servicePortSpec(BREAKDOWN[name].backend)]);
   const bpffsDir = path.join(DEFAULT_BPFFS, pinName);
   undo.add(`${name} pins ${bpffsDir}`, () => {
@@ -398,6 +407,22 @@ function loadProbe(name: BreakdownVariant, cgroupPath: string, pinName: string, 
     undo.add(`${name} sockops link`, () => link.close());
   }
   return { name, counters: () => ({ emitted: dp.counter(MeshCounter.EVENTS), dropped: dp.counter(MeshCounter.EVENTS_DROPPED) }) };
+}
+
+/** The bare variants: bpf/sockopsbench.bpf.c's programs alone, the rewrite given as rodata (network order). */
+function loadBare(name: 'rewrite_bare' | 'callbacks_bare', cgroupPath: string): Probe {
+  const ip = (a: string): number => Buffer.from(a.split('.').map(Number)).readUInt32LE(0);
+  const port = (p: number): number => ((p & 0xff) << 8) | (p >> 8);
+  const programs = name === 'rewrite_bare' ? ['bare_connect4'] : ['bare_connect4', 'floor_callbacks'];
+  const coll = BpfObjectSpec.open(objectPath('sockopsbench'))
+    .setConstants({ bare_vip: ip(VIP), bare_vport: port(VIP_PORT), bare_backend: ip(BREAKDOWN[name].backend), bare_bport: port(BACKEND_PORT) })
+    .only(programs).load();
+  undo.add(`${name} programs`, () => coll.close());
+  for (const p of programs) {
+    const link = coll.program(p).attachCgroup(cgroupPath);
+    undo.add(`${name} ${p} link`, () => link.close());
+  }
+  return { name, counters: () => ({ emitted: 0, dropped: 0 }) };
 }
 
 /** The floor variants' sockops programs (bpf/sockopsbench.bpf.c), in place of the mesh's. */
@@ -893,6 +918,9 @@ async function main(): Promise<number> {
   if (opts.breakdown) {
     const signedUs = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(1)}` : '-');
     const chain: [string, VariantName, VariantName][] = [
+      ['bare connect4 rewrite, no map, no state: rewrite_bare / direct', 'rewrite_bare', 'direct'],
+      ['sockops callbacks, no per-socket state anywhere: callbacks_bare / rewrite_bare', 'callbacks_bare', 'rewrite_bare'],
+      ["the mesh's connect4 (maps, verdict, the VIP's socket storage): connect4_only / rewrite_bare", 'connect4_only', 'rewrite_bare'],
       ['connect4 rewrite: connect4_only / direct', 'connect4_only', 'direct'],
       ['sockops callbacks enabled, nothing done in them: sockops_floor / connect4_only', 'sockops_floor', 'connect4_only'],
       ['socket storage on the accepted side too: sockops_storage / sockops_floor', 'sockops_storage', 'sockops_floor'],

@@ -10,11 +10,24 @@
  *   floor_storage    the same, plus the mesh's socket storage on both sides:
  *                    found at connect (connect4 made it), created on the
  *                    accepted socket, freed with each socket
+ *
+ * And under those, with no mesh program at all:
+ *
+ *   bare_connect4    connect4 rewriting one VIP:port to one backend, given as
+ *                    rodata: no map, no socket storage - the rewrite alone,
+ *                    which floor_callbacks can join to show the sockops
+ *                    callbacks' own price with no per-socket state anywhere
  */
 #include "common.h"
 #include "mesh_sock.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* bare_connect4's one rewrite, network order, set before load. */
+const volatile __u32 bare_vip = 0;
+const volatile __u16 bare_vport = 0;
+const volatile __u32 bare_backend = 0;
+const volatile __u16 bare_bport = 0;
 
 MESH_SOCK_STORAGE(sock_info, struct mesh_sock);
 
@@ -51,6 +64,16 @@ int floor_storage(struct bpf_sock_ops *skops)
 	if (skops->op == BPF_SOCK_OPS_TCP_CONNECT_CB || skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) {
 		storage(skops);
 		enable_callbacks(skops);
+	}
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int bare_connect4(struct bpf_sock_addr *ctx)
+{
+	if (ctx->user_ip4 == bare_vip && ctx->user_port == bare_vport) {
+		ctx->user_ip4 = bare_backend;
+		ctx->user_port = bare_bport;
 	}
 	return 1;
 }

@@ -16,6 +16,8 @@ import { needsKernel } from '../../helpers/kernel';
 import { snapshot, waitForNoLeftovers } from '../../helpers/leftovers';
 import { meshEnv, servicePort } from '../../helpers/mesh';
 import { waitFor } from '../../helpers/wait';
+import { TestNetns } from '../../helpers/netns';
+import { ScratchCgroup } from '../../../src/platform/cgroup';
 
 for (const [program, tracked] of [['floor_callbacks', 0], ['floor_storage', 2]] as const) {
   test(`${program}: ${tracked} tracked sockets per connection through a VIP, no records`, async (t) => {
@@ -48,3 +50,28 @@ for (const [program, tracked] of [['floor_callbacks', 0], ['floor_storage', 2]] 
     assert.deepEqual(await waitForNoLeftovers(before), []);
   });
 }
+
+test('bare_connect4 rewrites its one VIP with no map and no socket storage; floor_callbacks beside it keeps connections whole', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const ns = cleanup.add('netns', TestNetns.create('bare'), (n) => n.remove());
+    const cg = cleanup.add('cgroup', ScratchCgroup.create(`sockmesh-test-${process.pid}-bare`), (c) => c.remove());
+    const be16 = (p: number): number => ((p & 0xff) << 8) | (p >> 8);
+    const ip = (a: string): number => Buffer.from(a.split('.').map(Number)).readUInt32LE(0); // network order, as the context holds it
+    const coll = cleanup.add('bare object', BpfObjectSpec.open(objectPath('sockopsbench'))
+      .setConstants({ bare_vip: ip('127.77.0.52'), bare_vport: be16(80), bare_backend: ip('127.0.0.1'), bare_bport: be16(18092) })
+      .only(['bare_connect4', 'floor_callbacks']).load(), (c) => c.close());
+    cleanup.add('connect4 link', coll.program('bare_connect4').attachCgroup(cg.path), (l) => l.close());
+    cleanup.add('sockops link', coll.program('floor_callbacks').attachCgroup(cg.path), (l) => l.close());
+    // The fixture serves 18092 and dials the VIP: it only connects if the rewrite happened.
+    const out = await collect<{ localPort?: number; done?: boolean }>(spawnInCgroup(cg.path, 'idle', ['18092', '127.77.0.52:80', '100'], ns.prefix()), 20_000);
+    assert.equal(out.code, 0, out.stderr);
+    assert.ok(out.messages.some((m) => m.localPort !== undefined), 'connected through the VIP');
+    assert.ok(out.messages.some((m) => m.done), 'and closed cleanly');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
