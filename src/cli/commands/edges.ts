@@ -3,13 +3,64 @@
  * connections, failures, connect time, SRTT, bytes and resets per edge - the
  * node's service map. Client sides by default: with both ends enrolled, the
  * server side of each connection is a second row for the same traffic.
+ * --watch lists again every few seconds, as `kubectl get -w` or watch(1).
  */
 import { Command, Option } from 'commander';
+import type { ApiClient } from '../../api/client';
+import type { Edge } from '../../telemetry/aggregator';
 import { renderEdges } from '../render/edges';
-import { apiFlags, namespacedName, withApiOptions, withClient, writeList } from '../api-command';
+import { apiFlags, namespacedName, UsageError, withApiOptions, withClient, writeList } from '../api-command';
 
 const SIDES = ['client', 'server', 'all'] as const;
 type SideFilter = (typeof SIDES)[number];
+
+interface EdgeFilter {
+  side: SideFilter;
+  workload?: string | undefined;
+  service?: string | undefined;
+}
+
+function wanted(e: Edge, f: EdgeFilter): boolean {
+  return (f.side === 'all' || e.labels.side === f.side) &&
+    (f.workload === undefined || e.labels.workload === f.workload) &&
+    // Edge services are "namespace/name:port".
+    (f.service === undefined || e.labels.service.startsWith(`${f.service}:`));
+}
+
+/** Seconds between two lists of --watch: a number > 0 (the flag alone means 2). */
+function watchSeconds(raw: unknown): number | undefined {
+  if (raw === undefined || raw === false) return undefined;
+  if (raw === true) return 2;
+  const s = Number(raw);
+  if (!Number.isFinite(s) || s <= 0) throw new UsageError(`--watch takes a number of seconds > 0, got "${String(raw)}"`);
+  return s;
+}
+
+/** The list again every `seconds`, each under the time it was read, until Ctrl-C or the agent goes away. */
+async function watch(client: ApiClient, flags: EdgeFilter & { output: Parameters<typeof renderEdges>[0] }, seconds: number): Promise<void> {
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  const stop = (): void => {
+    stopped = true;
+    wake?.();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  process.stdout.on('error', stop); // `| head` closed the pipe
+  try {
+    while (!stopped) {
+      const edges = (await client.edges()).filter((e) => wanted(e, flags));
+      process.stdout.write(`${new Date().toISOString()}\n${renderEdges(flags.output, edges)}\n`);
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, seconds * 1000).unref();
+      });
+    }
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
 
 export function edgesCommand(): Command {
   return withApiOptions(
@@ -17,7 +68,8 @@ export function edgesCommand(): Command {
       .description('list the edges this node saw (workload -> service -> backend) with connections, failures, latency, bytes and resets')
       .option('--workload <name>', 'only edges from this workload (NAMESPACE/NAME, or NAME in namespace default)')
       .option('--service <name>', 'only edges to this service (NAMESPACE/NAME, or NAME in namespace default)')
-      .addOption(new Option('--side <side>', 'which end of the connections').choices(SIDES).default('client')),
+      .addOption(new Option('--side <side>', 'which end of the connections').choices(SIDES).default('client'))
+      .option('-w, --watch [seconds]', 'list again every few seconds (default 2) until Ctrl-C'),
   ).action((_opts: unknown, cmd: Command) =>
     withClient(
       () => {
@@ -29,14 +81,12 @@ export function edgesCommand(): Command {
           side: side as SideFilter,
           workload: typeof raw.workload === 'string' ? namespacedName(raw.workload, '--workload') : undefined,
           service: typeof raw.service === 'string' ? namespacedName(raw.service, '--service') : undefined,
+          watch: watchSeconds(raw.watch),
         };
       },
       async (client, flags) => {
-        const edges = (await client.edges()).filter((e) =>
-          (flags.side === 'all' || e.labels.side === flags.side) &&
-          (flags.workload === undefined || e.labels.workload === flags.workload) &&
-          // Edge services are "namespace/name:port".
-          (flags.service === undefined || e.labels.service.startsWith(`${flags.service}:`)));
+        if (flags.watch !== undefined) return watch(client, flags, flags.watch);
+        const edges = (await client.edges()).filter((e) => wanted(e, flags));
         writeList(flags, edges.length, renderEdges(flags.output, edges), 'No edges found.');
       },
     ),

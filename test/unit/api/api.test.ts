@@ -472,6 +472,24 @@ test('CLI: `edges` lists client sides by default, averages per measured connecti
     assert.match(bad.stderr, /--workload must be NAME or NAMESPACE\/NAME, got "a\/b\/c"/);
   }));
 
+test('CLI: `edges --watch` lists again every interval under the time it read them, and Ctrl-C ends it cleanly', () =>
+  withHarness(async ({ socket }) => {
+    const child = spawn(process.execPath, [CLI, 'edges', '--socket', socket, '--watch', '0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const lists = (): number => (out.match(/^WORKLOAD\s+SERVICE/gm) ?? []).length;
+    const deadline = Date.now() + 15_000;
+    while (lists() < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    process.kill(child.pid!, 'SIGINT');
+    assert.equal(await exited, 0, 'Ctrl-C is how a watch ends');
+    assert.ok(lists() >= 3, `three lists in time: ${out}`);
+    assert.equal((out.match(/^\d{4}-\d\d-\d\dT\S+Z$/gm) ?? []).length, lists(), 'each under its time');
+    const bad = await cli(['edges', '--socket', socket, '--watch', '0']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--watch takes a number of seconds > 0, got "0"/);
+  }));
+
 test('CLI: `connections` shows each record\'s workload and service by name (wide: backend too); filters by name', () =>
   withHarness(async ({ socket }) => {
     const t = await cli(['connections', '--socket', socket]);
