@@ -9,8 +9,7 @@ import { formatConfigIssue, formatSettingsIssue, type SourcePosition } from '../
 import { parseMesh } from '../config/load';
 import { mergeSettings } from '../config/settings';
 import { capacityError, freshPeak, overflows, TableRoom } from '../dataplane/capacity';
-import { desiredState } from '../dataplane/desired';
-import { servicePorts, underCgroup } from './compile';
+import { desiredOf, underCgroup } from './compile';
 
 export type MeshCheck =
   | {
@@ -50,7 +49,7 @@ export function checkMesh(text: string, file: string, room: TableRoom, origin?: 
   // The file's own agent settings; flags and environment belong to the node.
   const settings = mergeSettings({ flags: {}, env: {}, file: parsed.agentLayer });
   if (!settings.ok) return { file, valid: false, errors: settings.issues.map((i) => formatSettingsIssue(i.origin === 'file' ? moved(i) : i)) };
-  const desired = desiredState(servicePorts(parsed.config));
+  const desired = desiredOf(parsed.config);
   const peak = freshPeak(desired);
   const over = overflows(peak, room);
   if (over.length) return { file, valid: false, errors: [`${file}: ${capacityError(over).message}`] };

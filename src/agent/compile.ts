@@ -41,6 +41,11 @@ export function servicePorts(config: MeshConfig): ServicePortSpec[] {
   });
 }
 
+/** What the dataplane should hold for a mesh: one service per service port and family. Pure. */
+export function desiredOf(config: MeshConfig): DesiredService[] {
+  return desiredState(servicePorts(config));
+}
+
 export interface Compiled {
   desired: DesiredService[];
   directory: Directory;
@@ -72,7 +77,7 @@ export function cgroupId(dir: string): number | undefined {
 
 /** `desired`: when already computed from this config (the loader's worker does, off the agent's thread). */
 export function compile(config: MeshConfig, cgroupMount: string, cgroupRoot: string,
-  desired: DesiredService[] = desiredState(servicePorts(config))): Compiled {
+  desired: DesiredService[] = desiredOf(config)): Compiled {
   const directory = new Directory();
   for (const s of desired) {
     directory.services.set(s.id, { service: s.service, portName: s.portName });

@@ -6,8 +6,7 @@
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { parseMesh } from '../config/load';
-import { desiredState } from '../dataplane/desired';
-import { servicePorts } from './compile';
+import { desiredOf } from './compile';
 import type { WorkerReply } from './load-mesh';
 
 const { file } = workerData as { file: string };
@@ -15,7 +14,7 @@ let reply: WorkerReply;
 try {
   const parsed = parseMesh(fs.readFileSync(file, 'utf8'), file);
   reply = parsed.ok
-    ? { kind: 'loaded', config: parsed.config, desired: desiredState(servicePorts(parsed.config)) }
+    ? { kind: 'loaded', config: parsed.config, desired: desiredOf(parsed.config) }
     : { kind: 'invalid', issues: parsed.issues };
 } catch (err) {
   const e = err instanceof Error ? err : new Error(String(err));

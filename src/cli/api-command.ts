@@ -83,3 +83,20 @@ export function writeList(flags: ApiFlags, count: number, text: string, empty: s
   }
   process.stdout.write(text);
 }
+
+/**
+ * Runs a command that goes on until the reader stops it (--follow, --watch):
+ * Ctrl-C and SIGTERM call `stop` instead of killing the process, so it ends
+ * the way it would at the agent's end - cleanly, exit 0. The one place these
+ * commands touch signals.
+ */
+export async function untilInterrupted<T>(stop: () => void, work: () => Promise<T>): Promise<T> {
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    return await work();
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}

@@ -8,9 +8,8 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { Agent, AGENT_VERSION } from '../../agent/agent';
-import { servicePorts } from '../../agent/compile';
+import { desiredOf } from '../../agent/compile';
 import { InstanceLock } from '../../agent/instance-lock';
-import { desiredState } from '../../dataplane/desired';
 import { startAddons } from '../../agent/addons';
 import { createLogger } from '../../agent/log';
 import { SettingsError } from '../../config/errors';
@@ -51,7 +50,7 @@ export function agentCommand(): Command {
     }
 
     // Parsed once: the agent starts from this instead of reading the file again.
-    const initialMesh = parsed?.ok ? { config: parsed.config, desired: desiredState(servicePorts(parsed.config)) } : undefined;
+    const initialMesh = parsed?.ok ? { config: parsed.config, desired: desiredOf(parsed.config) } : undefined;
     const agent = new Agent({ settings, meshFile: file!, log, watch: raw.watch !== false, ...(initialMesh ? { initialMesh } : {}) });
     let stopping = false;
     const stop = (signal: string): void => {

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import type { ConnectionFilter, NamedRecord } from '../../agent/view';
 import type { ApiClient } from '../../api/client';
 import { ConnectionStream, renderConnections } from '../render/connections';
-import { ApiFlags, apiFlags, namespacedName, withApiOptions, withClient, writeList } from '../api-command';
+import { ApiFlags, apiFlags, namespacedName, untilInterrupted, withApiOptions, withClient, writeList } from '../api-command';
 
 interface ConnectionsFlags extends ApiFlags {
   filter: ConnectionFilter;
@@ -38,15 +38,7 @@ async function follow(client: ApiClient, flags: ConnectionsFlags): Promise<void>
   // Replayed records all came before `subscribed`: column widths can fit them.
   process.stdout.write(out.start(replay));
   live = true;
-  const stop = (): void => stream.close();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  try {
-    await stream.done;
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-  }
+  await untilInterrupted(() => stream.close(), () => stream.done);
 }
 
 export function connectionsCommand(): Command {

@@ -9,7 +9,7 @@ import { Command, Option } from 'commander';
 import type { ApiClient } from '../../api/client';
 import type { Edge } from '../../telemetry/aggregator';
 import { renderEdges } from '../render/edges';
-import { apiFlags, namespacedName, UsageError, withApiOptions, withClient, writeList } from '../api-command';
+import { apiFlags, namespacedName, UsageError, untilInterrupted, withApiOptions, withClient, writeList } from '../api-command';
 
 const SIDES = ['client', 'server', 'all'] as const;
 type SideFilter = (typeof SIDES)[number];
@@ -44,10 +44,8 @@ async function watch(client: ApiClient, flags: EdgeFilter & { output: Parameters
     stopped = true;
     wake?.();
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
   process.stdout.on('error', stop); // `| head` closed the pipe
-  try {
+  await untilInterrupted(stop, async () => {
     while (!stopped) {
       const edges = (await client.edges()).filter((e) => wanted(e, flags));
       process.stdout.write(`${new Date().toISOString()}\n${renderEdges(flags.output, edges)}\n`);
@@ -56,10 +54,7 @@ async function watch(client: ApiClient, flags: EdgeFilter & { output: Parameters
         setTimeout(r, seconds * 1000).unref();
       });
     }
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-  }
+  });
 }
 
 export function edgesCommand(): Command {
