@@ -21,8 +21,9 @@ import { Dataplane, OpenOutcome } from '../dataplane/dataplane';
 import type { DesiredService } from '../dataplane/desired';
 import { applyDesired, ApplyReport, MeshMaps } from '../dataplane/writer';
 import { cgroup2Root } from '../platform/cgroup';
+import type { WorkloadCgroups } from '../platform/workload-cgroups';
 import { Aggregator, Edge, EdgeLabels } from '../telemetry/aggregator';
-import { Directory } from '../telemetry/directory';
+import { Directory, type WorkloadName } from '../telemetry/directory';
 import { ConnectionRecord, decodeRecord, RecordDecodeError } from '../telemetry/record';
 import { compile } from './compile';
 import { InstanceLock, LockHolder } from './instance-lock';
@@ -77,6 +78,8 @@ export class Agent implements AgentView {
   private config: MeshConfig | undefined;
   private desired: DesiredService[] = [];
   private directory = new Directory();
+  /** The applied directory's workload subtrees, followed as cgroups come and go. */
+  private cgroups: WorkloadCgroups<WorkloadName> | undefined;
   readonly aggregator = new Aggregator(this.directory);
   private readonly followers = new Set<Follower>();
   private decodeErrors = 0;
@@ -288,9 +291,16 @@ export class Agent implements AgentView {
     this.desired = c.desired;
     this.directory = c.directory;
     this.aggregator.setDirectory(c.directory);
+    this.cgroups?.close();
+    this.cgroups = c.cgroups;
+    this.cgroups.follow((err) => this.opts.log.warn('workload cgroups not followed as they come and go: records of a container removed before they are read may stay unknown', {
+      err, fix: 'raise fs.inotify.max_user_watches if the limit was reached',
+    }));
     this.appliedAt = new Date().toISOString();
     this.rejected = undefined;
-    this.opts.log.info('configuration applied', { file: this.opts.meshFile, ...report, services: c.desired.length, ms: Date.now() - t0 });
+    this.opts.log.info('configuration applied', {
+      file: this.opts.meshFile, ...report, services: c.desired.length, cgroups: c.cgroups.size, followed: c.cgroups.followed, ms: Date.now() - t0,
+    });
     this.configWarnings = [
       ...c.missingCgroups.map((cg) => `workload cgroup ${cg} does not exist yet: its records are attributed once it appears`),
       ...c.outsideRoot.map((cg) => `workload cgroup ${cg} is outside the cgroup root ${this.settings.cgroupRoot}: not enrolled (no VIPs, no telemetry)`),
@@ -363,6 +373,7 @@ export class Agent implements AgentView {
   /** Closes whatever is open; with uninstallFresh, a dataplane this agent installed is removed too. */
   private async shutdown(opts: { uninstallFresh?: boolean } = {}): Promise<void> {
     this.watcher?.close();
+    this.cgroups?.close();
     clearTimeout(this.reloadTimer);
     clearInterval(this.reportTimer);
     clearInterval(this.expireTimer);

@@ -11,7 +11,7 @@ import type { MeshConfig } from '../config/model';
 import { serviceKey } from '../config/model';
 import { desiredState, DesiredService, ServicePortSpec } from '../dataplane/desired';
 import { WorkloadCgroups } from '../platform/workload-cgroups';
-import { Directory } from '../telemetry/directory';
+import { Directory, type WorkloadName } from '../telemetry/directory';
 
 /**
  * One dataplane service per service port and address family: a connect keeps
@@ -49,6 +49,8 @@ export function desiredOf(config: MeshConfig): DesiredService[] {
 export interface Compiled {
   desired: DesiredService[];
   directory: Directory;
+  /** the directory's index of workload subtrees: the agent follows it (follow()) once the kernel has the config */
+  cgroups: WorkloadCgroups<WorkloadName>;
   /** workloads whose cgroup does not exist yet (picked up when it appears) */
   missingCgroups: string[];
   /**
@@ -93,5 +95,5 @@ export function compile(config: MeshConfig, cgroupMount: string, cgroupRoot: str
   }
   const cgroups = new WorkloadCgroups(cgroupMount, config.workloads.map((w) => ({ cgroup: w.cgroup, workload: { name: w.name, namespace: w.namespace } })));
   directory.setWorkloadFallback((id) => cgroups.lookup(id));
-  return { desired, directory, missingCgroups, outsideRoot };
+  return { desired, directory, cgroups, missingCgroups, outsideRoot };
 }

@@ -129,6 +129,58 @@ test('edgeTtl: an edge without records leaves /metrics; one with an idle open co
   assert.deepEqual(await waitForNoLeftovers(before), []);
 });
 
+test('a container whose cgroup is removed before the agent reads its records is still its workload\'s', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = await agentEnv(cleanup, 'gone');
+    const rel = path.relative(cgroup2Root()!, env.cg.path);
+    fs.writeFileSync(env.meshFile, fs.readFileSync(env.meshFile, 'utf8').replace('workloads: []', `workloads:
+  - { name: pod, cgroup: ${rel}/pod }
+  - { name: late, cgroup: ${rel}/late }`));
+    const pod = cleanup.add('pod cgroup', ScratchCgroup.create('pod', env.cg.path), (c) => c.remove());
+    const agent = AgentProc.start(env.args);
+    cleanup.defer('agent', () => agent.kill('SIGKILL'));
+    await agent.waitForLog('agent running');
+
+    // Like a Job's container: made, connects, exits, and its cgroup is removed at once - the agent
+    // reads records every 100 ms, so they arrive when no walk can find the cgroup any more.
+    const shortLived = async (parent: string, name: string): Promise<void> => {
+      await new Promise((r) => setTimeout(r, 50)); // a container's runtime takes longer than this to start it
+      const ctr = ScratchCgroup.create(name, parent);
+      try {
+        const out = (await runInCgroup<ClientOut>(ctr.path, 'vip-client', ['tcp', '127.77.0.51', '80', '3', '1'], 30_000, env.ns.prefix())).messages[0]!;
+        assert.deepEqual(out.errors, {});
+      } finally {
+        ctr.remove();
+      }
+    };
+    for (let i = 0; i < 3; i++) await shortLived(pod.path, `job-${i}`);
+    // A workload whose cgroup was made after the apply, and is gone with its container by the time of the records.
+    const late = ScratchCgroup.create('late', env.cg.path);
+    try {
+      await shortLived(late.path, 'ctr');
+    } finally {
+      late.remove();
+    }
+
+    const opened = (text: string, workload: string): number =>
+      metricSum(text, 'sockmesh_connections_opened_total', 'side="client"', `workload="${workload}"`, 'service="default/web2:80"');
+    let text = '';
+    const total = (): number => metricSum(text, 'sockmesh_connections_opened_total', 'side="client"');
+    await waitFor(async () => ((text = await metricsOf(agent)), total() >= 12), 'twelve connections in /metrics', 5000);
+    const lines = text.split('\n').filter((l) => l.startsWith('sockmesh_connections_opened_total')).join('\n');
+    assert.equal(opened(text, 'default/pod'), 9, lines);
+    assert.equal(opened(text, 'default/late'), 3, lines);
+    assert.equal(opened(text, 'unknown'), 0, lines);
+    await agent.kill('SIGTERM');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
 test('a workload is its cgroup and everything below it, also when the cgroup appears after the mesh file was applied', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();

@@ -61,3 +61,78 @@ test('without workloads nothing is scanned and every id is unknown', (t) => {
   assert.equal(idx.lookup(mk('x')), undefined);
   assert.equal(idx.scans, 1, 'no walk for a lookup when no workload has a cgroup');
 });
+
+/** inotify reports asynchronously: polls until the index has caught up. */
+async function until(pred: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 3000;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test('followed: a cgroup made and removed before any lookup is still its workload\'s, until keepGoneMs after it went', async (t) => {
+  const { root, mk } = tree(t);
+  mk('w');
+  let clock = 1_000_000;
+  const idx = new WorkloadCgroups(root, [{ cgroup: 'w', workload: 'w' }], { keepGoneMs: 60_000, now: () => clock });
+  t.after(() => idx.close());
+  idx.follow();
+  assert.equal(idx.followed, 1);
+  const job = mk('w/job');
+  const step = mk('w/job/step');
+  await until(() => idx.size === 3, 'w, job and step indexed');
+  fs.rmSync(path.join(root, 'w/job'), { recursive: true });
+  await until(() => idx.followed === 1, 'the removed directories no longer followed');
+  const scans = idx.scans;
+  assert.equal(idx.lookup(job), 'w', 'a short-lived container: gone before its records were read');
+  assert.equal(idx.lookup(step), 'w');
+  assert.equal(idx.scans, scans, 'known without a walk');
+  // What the walk alone knows: nothing of a cgroup already gone.
+  const unfollowed = new WorkloadCgroups(root, [{ cgroup: 'w', workload: 'w' }]);
+  assert.equal(unfollowed.lookup(job), undefined);
+  clock += 60_001;
+  assert.equal(idx.lookup(job), undefined, 'forgotten keepGoneMs after it went');
+});
+
+test('followed: a workload cgroup made after follow() is found from its nearest existing ancestor', async (t) => {
+  const { root, mk } = tree(t);
+  mk('kubepods');
+  const idx = new WorkloadCgroups(root, [{ cgroup: 'kubepods/burstable/pod-x', workload: 'x' }]);
+  t.after(() => idx.close());
+  idx.follow();
+  assert.equal(idx.size, 0);
+  const scans = idx.scans;
+  const pod = mk('kubepods/burstable/pod-x');
+  const ctr = mk('kubepods/burstable/pod-x/cri-1');
+  mk('kubepods/burstable/pod-y/cri-2'); // no workload: not indexed
+  await until(() => idx.size === 2, 'pod-x and its container indexed');
+  assert.equal(idx.lookup(pod), 'x');
+  assert.equal(idx.lookup(ctr), 'x');
+  assert.equal(idx.scans, scans, 'found by following, not by a walk');
+});
+
+test('followed: a cgroup removed and made again under the same name is the workload\'s under both ids; close() stops following', async (t) => {
+  const { root, mk } = tree(t);
+  mk('w');
+  const idx = new WorkloadCgroups(root, [{ cgroup: 'w', workload: 'w' }]);
+  t.after(() => idx.close());
+  idx.follow();
+  const first = mk('w/c');
+  await until(() => idx.size === 2, 'w/c indexed');
+  // Held open, the removed directory keeps its inode: a plain file system would hand it to the new one (cgroupfs ids are never reused).
+  const held = fs.openSync(path.join(root, 'w/c'), 'r');
+  t.after(() => fs.closeSync(held));
+  fs.rmdirSync(path.join(root, 'w/c'));
+  const second = mk('w/c');
+  assert.notEqual(first, second);
+  await until(() => idx.size === 3, 'the new w/c indexed, the old one kept');
+  assert.deepEqual([idx.lookup(first), idx.lookup(second)], ['w', 'w']);
+  idx.close();
+  idx.close();
+  assert.equal(idx.followed, 0);
+  const later = mk('w/later');
+  const scans = idx.scans;
+  assert.equal(idx.lookup(later), 'w', 'no longer followed: the miss walks, as before follow()');
+  assert.equal(idx.scans, scans + 1);
+});
