@@ -41,6 +41,11 @@
  *   mesh_paused_nortt  records written to a ring nobody reads during the
  *                      runs, track_rtt=0 (no sockops call per RTT sample)
  *   mesh_paused        the same with RTT callbacks: the kernel side of mesh
+ * The steps are single percents, inside this machine's noise between runs.
+ * --profile measures the same thing within one run instead: perf samples of
+ * wrk's thread (what bounds short-connection runs) and of the whole machine
+ * during one more mesh run, each put in the part of the kernel path its stack
+ * is in (bench/lib/perf-profile.ts).
  *
  * Isolation: everything runs in network namespaces the bench creates (lo
  * only, no route out). NAT turns conntrack on for all traffic of a
@@ -82,11 +87,12 @@ import { DEFAULT_BPFFS, ensureBpffs } from '../src/platform/bpffs';
 import { median, medianInterval, printTable, ratio, si, sig, summarize } from './lib/stats';
 import { cleanupOnExit, MissingToolsError, Netns, Proc, requireTools, scratchCgroup, sleep, spawnIn, Tool, Undo, until, waitListening, which } from './lib/sandbox';
 import { errorCount, runWrk, WrkResult } from './lib/wrk';
+import { attribute, attributeMachine, Attribution, perfMissing, PerfRecording } from './lib/perf-profile';
 
 // ---------------------------------------------------------------- options
 
 const USAGE = `usage: npm run bench -- service [--rounds N] [--seconds S] [--warmup S] [--connections N]
-       [--iptables nft|legacy] [--breakdown] [--rules N] [--rtt-samples all|none]
+       [--iptables nft|legacy] [--breakdown] [--profile] [--rules N] [--rtt-samples all|none]
   --rounds N       interleaved rounds (default 5; medians are over rounds)
   --seconds S      seconds per wrk run (default 5)
   --warmup S       seconds of one unmeasured run per variant and mode first (default 1; 0: none)
@@ -101,7 +107,10 @@ const USAGE = `usage: npm run bench -- service [--rounds N] [--seconds S] [--war
                    BPF_ENABLE_STATS while the bench runs; adds a clock read per program run)
   --breakdown      also run rewrite_bare, callbacks_bare, connect4_only, sockops_floor,
                    sockops_storage, sockops_norec, mesh_paused_nortt and mesh_paused (short
-                   connections) to show where the mesh's cost goes (about 4 min more at the defaults)`;
+                   connections) to show where the mesh's cost goes (about 4 min more at the defaults)
+  --profile        after the rounds, one more mesh run per mode under \`perf record -a -g\` (not in the
+                   ratios): the share of wrk's thread - the bottleneck - that each part of the mesh's
+                   kernel path takes, and its ns per request (needs perf: apt-get install linux-perf)`;
 
 class UsageError extends Error {}
 
@@ -113,6 +122,7 @@ interface Options {
   iptables: 'nft' | 'legacy';
   rules: number;
   breakdown: boolean;
+  profile: boolean;
   bpfStats: boolean;
   rttSamples: RttSamples;
   only: string[] | undefined;
@@ -136,6 +146,7 @@ function readArgs(argv: string[]) {
         iptables: { type: 'string' },
         rules: { type: 'string', default: '10000' },
         breakdown: { type: 'boolean', default: false },
+        profile: { type: 'boolean', default: false },
         'bpf-stats': { type: 'boolean', default: false },
         'rtt-samples': { type: 'string', default: 'all' },
         only: { type: 'string' },
@@ -171,6 +182,10 @@ function parseOptions(argv: string[]): Options {
   const rttSamples = values['rtt-samples'];
   if (rttSamples !== 'all' && rttSamples !== 'none') throw new UsageError(`--rtt-samples must be all or none, got ${rttSamples}\n${USAGE}`);
   const modes = list(values.modes);
+  const profile = values.profile ?? false;
+  const noPerf = profile ? perfMissing() : undefined;
+  if (noPerf) throw new UsageError(`--profile: ${noPerf}`);
+  if (profile && only && !only.includes('mesh')) throw new UsageError(`--profile profiles the mesh variant: add mesh to --only\n${USAGE}`);
   if (modes.length === 0 || modes.some((m) => !MODES.includes(m as Mode))) throw new UsageError(`--modes must list short and/or keepalive, got ${values.modes}\n${USAGE}`);
   return {
     only,
@@ -183,6 +198,7 @@ function parseOptions(argv: string[]): Options {
     iptables: backend,
     rules: num('rules', values.rules, 1, 200_000),
     bpfStats: values['bpf-stats'] ?? false,
+    profile,
     rttSamples,
     breakdown: (values.breakdown ?? false) || (only ?? []).some((n) => (BREAKDOWN_VARIANTS as readonly string[]).includes(n)),
   };
@@ -674,7 +690,8 @@ async function main(): Promise<number> {
   const decodeErrorsAtStart = theAgent.status().ringbuf.decodeErrors;
   const runs: Run[] = [];
 
-  const runOne = async (v: Variant, mode: Mode, seconds: number, round: number): Promise<Run> => {
+  /** round < 0: not counted (warm-up, profile). onStart: called as wrk is started. */
+  const runOne = async (v: Variant, mode: Mode, seconds: number, round: number, onStart?: () => void): Promise<Run> => {
     resetNetns(v);
     if (typeof global.gc === 'function') global.gc();
     await sleep(200);
@@ -687,6 +704,7 @@ async function main(): Promise<number> {
     const c0 = cpuNs();
     const m0 = machineBusyNs();
     const w0 = process.hrtime.bigint();
+    onStart?.();
     const wrk = await runWrk({ url: v.url, seconds, connections: opts.connections, threads: 1, close: mode === 'short' }, v.cg, v.ns, dir, undo);
     const run: Run = {
       variant: v.name, mode, round, wrk, cpuNs: cpuNs() - c0, machineNs: machineBusyNs() - m0, wallNs: Number(process.hrtime.bigint() - w0),
@@ -769,6 +787,30 @@ async function main(): Promise<number> {
       }
       progress(`round ${round + 1}/${opts.rounds} ${mode}: ${line.join('; ')}`);
     }
+  }
+
+  // ---- --profile: one more mesh run per mode under perf, not counted
+  const profiles: { mode: Mode; a: Attribution; machine: Attribution; nsPerRequestPerSample: number; rps: number }[] = [];
+  for (const mode of opts.profile ? opts.modes : []) {
+    const v = variants.find((x) => x.name === 'mesh' && x.modes.includes(mode));
+    if (!v) continue;
+    const seconds = Math.max(5, opts.seconds);
+    // perf samples for seconds-1 from wrk's start: wholly inside wrk's run, so requests in it = rps x (seconds-1).
+    const window = seconds - 1;
+    const hz = 1999;
+    progress(`profile ${mode}: one more mesh run of ${seconds}s, perf record -a -g at ${hz} Hz for ${window}s of it (not counted in the ratios)`);
+    let rec: PerfRecording | undefined;
+    const stopPerf = undo.add('perf record', () => rec?.kill());
+    const r = await runOne(v, mode, seconds, -2, () => (rec = new PerfRecording(path.join(dir, `perf-${mode}.data`), window, hz)));
+    const samples = await rec!.samples();
+    stopPerf();
+    const a = attribute(samples, 'wrk');
+    if (a.samples === 0) throw new Error(`--profile: perf recorded no sample of wrk (${samples.length} samples in all): is perf allowed to sample the whole machine?`);
+    // The agent runs in this process: its threads are ours.
+    const machine = attributeMachine(samples, new Set(fs.readdirSync('/proc/self/task').map(Number)));
+    profiles.push({ mode, a, machine, nsPerRequestPerSample: 1e9 / hz / (r.wrk.rps * window), rps: r.wrk.rps });
+    progress(`profile ${mode}: ${si(r.wrk.rps)}/s; the mesh's kernel path is ${((a.mesh / a.samples) * 100).toFixed(1)}% of wrk's thread, ` +
+      `${((machine.mesh / machine.samples) * 100).toFixed(1)}% of the machine's busy time (the agent ${((machine.agent / machine.samples) * 100).toFixed(1)}%)`);
   }
 
   // ---- checks after the runs
@@ -915,6 +957,29 @@ async function main(): Promise<number> {
     };
   }
 
+  type Shares = { samples: number; mesh_share: N; mesh_ns_per_request: N; agent_share?: N; parts: Record<string, { share: N; ns_per_request: N }> };
+  const profileReport: Record<string, { wrk_thread: Shares; machine: Shares }> = {};
+  for (const p of profiles) {
+    const pct = (n: number, of: Attribution): string => `${((n / of.samples) * 100).toFixed(2)}%`;
+    const ns = (n: number): string => (n * p.nsPerRequestPerSample).toFixed(0);
+    printTable(`\nwhere the mesh's cost lands, ${p.mode === 'short' ? 'short connections' : 'keep-alive'}: perf record -a -g during one more mesh run at ${si(p.rps)}/s ` +
+      `(--profile; ${p.a.samples} samples of wrk's thread, ${p.machine.samples} busy samples of the machine).\n` +
+      `wrk's thread bounds short-connection runs (it also runs both handshake sides in its softirqs): req/s loses about its share there.\n` +
+      `With every CPU busy (keep-alive) the machine bounds them: the share of its busy time counts.`,
+      ['part', "wrk's thread", 'ns/req', 'machine', 'ns/req', 'what'],
+      [...p.a.byCategory.map((c, i) => [c.name, pct(c.samples, p.a), ns(c.samples), pct(p.machine.byCategory[i]!.samples, p.machine), ns(p.machine.byCategory[i]!.samples), c.what]),
+        ['kernel path', pct(p.a.mesh, p.a), ns(p.a.mesh), pct(p.machine.mesh, p.machine), ns(p.machine.mesh), "all of the above: the mesh's programs and what they make the kernel do"],
+        ['agent', '-', '-', pct(p.machine.agent, p.machine), ns(p.machine.agent), "the agent's threads: ring buffer, decoding, aggregation, /metrics"]]);
+    const shares = (a: Attribution, agent: boolean): Shares => ({
+      samples: a.samples,
+      mesh_share: sig(a.mesh / a.samples, 3),
+      mesh_ns_per_request: sig(a.mesh * p.nsPerRequestPerSample),
+      ...(agent ? { agent_share: sig(a.agent / a.samples, 3) } : {}),
+      parts: Object.fromEntries(a.byCategory.map((c) => [c.name, { share: sig(c.samples / a.samples, 3), ns_per_request: sig(c.samples * p.nsPerRequestPerSample) }])),
+    });
+    profileReport[p.mode] = { wrk_thread: shares(p.a, false), machine: shares(p.machine, true) };
+  }
+
   if (opts.breakdown) {
     const signedUs = (x: number): string => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(1)}` : '-');
     const chain: [string, VariantName, VariantName][] = [
@@ -978,10 +1043,11 @@ async function main(): Promise<number> {
       },
     } : {}),
     ...(opts.bpfStats ? { bpf: bpfReport } : {}),
+    ...(opts.profile ? { profile: profileReport } : {}),
     targets_met: met,
     config: {
       rounds: opts.rounds, seconds: opts.seconds, connections: opts.connections, iptables: opts.iptables, rules: opts.rules,
-      rtt_samples: opts.rttSamples, bpf_stats: opts.bpfStats, git: revision() ?? null,
+      rtt_samples: opts.rttSamples, bpf_stats: opts.bpfStats, profile: opts.profile, git: revision() ?? null,
     },
     errors: runs.reduce((a, x) => a + errorCount(x.wrk), 0),
     seconds: sig((performance.now() - started) / 1000, 3),
