@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { AgentStatus } from '../../../src/agent/view';
 import { Link, Program } from '../../../src/bpf';
 import { cgroup2Root, ScratchCgroup } from '../../../src/platform/cgroup';
-import { agentEnv, metricsOf, metricSum } from '../../helpers/agent-env';
+import { AgentEnv, agentEnv, metricsOf, metricSum } from '../../helpers/agent-env';
 import { AgentProc, agentCli } from '../../helpers/agent-proc';
 import { runInCgroup, spawnInCgroup } from '../../helpers/child';
 import { Cleanup } from '../../helpers/cleanup';
@@ -34,6 +34,24 @@ function pinnedRuns(bpffsDir: string, hook: string): number {
     prog.close();
     link.close();
   }
+}
+
+/** The env's mesh file, with these workloads: each a cgroup directly below the env's (made or not). */
+function setWorkloads(env: AgentEnv, names: readonly string[]): void {
+  const rel = path.relative(cgroup2Root()!, env.cg.path);
+  fs.writeFileSync(env.meshFile, fs.readFileSync(env.meshFile, 'utf8')
+    .replace('workloads: []', `workloads:\n${names.map((n) => `  - { name: ${n}, cgroup: ${rel}/${n} }`).join('\n')}`));
+}
+
+/** Client-side connections opened through web2's VIP, by workload, once `atLeast` in all reached /metrics. */
+async function openedByWorkload(agent: AgentProc, atLeast: number): Promise<{ of: (workload: string) => number; lines: string }> {
+  let text = '';
+  const total = (): number => metricSum(text, 'sockmesh_connections_opened_total', 'side="client"');
+  await waitFor(async () => ((text = await metricsOf(agent)), total() >= atLeast), `${atLeast} connections in /metrics`, 5000);
+  return {
+    of: (workload) => metricSum(text, 'sockmesh_connections_opened_total', 'side="client"', `workload="${workload}"`, 'service="default/web2:80"'),
+    lines: text.split('\n').filter((l) => l.startsWith('sockmesh_connections_opened_total')).join('\n'),
+  };
 }
 
 test('bpfStats on: /metrics has each hook\'s runs and run time, and the counting stops with the agent', async (t) => {
@@ -135,10 +153,7 @@ test('a container whose cgroup is removed before the agent reads its records is 
   const cleanup = new Cleanup();
   try {
     const env = await agentEnv(cleanup, 'gone');
-    const rel = path.relative(cgroup2Root()!, env.cg.path);
-    fs.writeFileSync(env.meshFile, fs.readFileSync(env.meshFile, 'utf8').replace('workloads: []', `workloads:
-  - { name: pod, cgroup: ${rel}/pod }
-  - { name: late, cgroup: ${rel}/late }`));
+    setWorkloads(env, ['pod', 'late']);
     const pod = cleanup.add('pod cgroup', ScratchCgroup.create('pod', env.cg.path), (c) => c.remove());
     const agent = AgentProc.start(env.args);
     cleanup.defer('agent', () => agent.kill('SIGKILL'));
@@ -165,15 +180,10 @@ test('a container whose cgroup is removed before the agent reads its records is 
       late.remove();
     }
 
-    const opened = (text: string, workload: string): number =>
-      metricSum(text, 'sockmesh_connections_opened_total', 'side="client"', `workload="${workload}"`, 'service="default/web2:80"');
-    let text = '';
-    const total = (): number => metricSum(text, 'sockmesh_connections_opened_total', 'side="client"');
-    await waitFor(async () => ((text = await metricsOf(agent)), total() >= 12), 'twelve connections in /metrics', 5000);
-    const lines = text.split('\n').filter((l) => l.startsWith('sockmesh_connections_opened_total')).join('\n');
-    assert.equal(opened(text, 'default/pod'), 9, lines);
-    assert.equal(opened(text, 'default/late'), 3, lines);
-    assert.equal(opened(text, 'unknown'), 0, lines);
+    const opened = await openedByWorkload(agent, 12);
+    assert.equal(opened.of('default/pod'), 9, opened.lines);
+    assert.equal(opened.of('default/late'), 3, opened.lines);
+    assert.equal(opened.of('unknown'), 0, opened.lines);
     await agent.kill('SIGTERM');
   } finally {
     await cleanup.run();
@@ -187,10 +197,7 @@ test('a workload is its cgroup and everything below it, also when the cgroup app
   const cleanup = new Cleanup();
   try {
     const env = await agentEnv(cleanup, 'nest');
-    const rel = path.relative(cgroup2Root()!, env.cg.path);
-    fs.writeFileSync(env.meshFile, fs.readFileSync(env.meshFile, 'utf8').replace('workloads: []', `workloads:
-  - { name: early, cgroup: ${rel}/early }
-  - { name: late, cgroup: ${rel}/late }`));
+    setWorkloads(env, ['early', 'late']);
     // A pod and its container: the process (and its sockets) one level below the workload's cgroup.
     const early = cleanup.add('early cgroup', ScratchCgroup.create('early', env.cg.path), (c) => c.remove());
     const earlyCtr = cleanup.add('early container cgroup', ScratchCgroup.create('ctr', early.path), (c) => c.remove());
@@ -208,14 +215,10 @@ test('a workload is its cgroup and everything below it, also when the cgroup app
     const lateWorker = cleanup.add('late worker cgroup', ScratchCgroup.create('worker', late.path), (c) => c.remove());
     await connects(lateWorker.path);
 
-    const opened = (text: string, workload: string): number =>
-      metricSum(text, 'sockmesh_connections_opened_total', 'side="client"', `workload="${workload}"`, 'service="default/web2:80"');
-    let text = '';
-    const total = (): number => metricSum(text, 'sockmesh_connections_opened_total', 'side="client"');
-    await waitFor(async () => ((text = await metricsOf(agent)), total() >= 6), 'six connections in /metrics', 5000);
-    assert.equal(opened(text, 'default/early'), 3, 'the container\'s sockets are the pod\'s');
-    assert.equal(opened(text, 'default/late'), 3, 'a workload cgroup made after the apply');
-    assert.equal(opened(text, 'unknown'), 0, text.split('\n').filter((l) => l.startsWith('sockmesh_connections_opened_total')).join('\n'));
+    const opened = await openedByWorkload(agent, 6);
+    assert.equal(opened.of('default/early'), 3, 'the container\'s sockets are the pod\'s');
+    assert.equal(opened.of('default/late'), 3, 'a workload cgroup made after the apply');
+    assert.equal(opened.of('unknown'), 0, opened.lines);
     await agent.kill('SIGTERM');
   } finally {
     await cleanup.run();
