@@ -2,8 +2,9 @@
 # Upgrade check before a release: the agent of an older revision serves a VIP
 # under load, with one long-lived connection open; it is stopped and this
 # tree's agent starts on its pins. PASS needs: no failed connect, the
-# adopting start logged, no malformed record, and the long-lived
-# connection's close reported by the new agent with its VIP and every byte.
+# adopting start logged, no malformed record, the long-lived connection's
+# close reported by the new agent with its VIP and every byte, this tree's
+# CLI reading the old agent, and the two agents' versions told apart.
 #
 #   scripts/upgrade-check.sh OLD_REV        (as root; this tree built first)
 #
@@ -139,18 +140,24 @@ wait "$CLIENT"
 sleep 2
 node "$NEW_CLI" connections --socket "$WORK/api.sock" -o json > "$WORK/conns.json"
 node "$NEW_CLI" status --socket "$WORK/api.sock" -o wide >&2
+node "$NEW_CLI" status --socket "$WORK/api.sock" -o json > "$WORK/new-status.json"
 kill -TERM "$NEW_PID"; wait "$NEW_PID" || true
 
-node - "$WORK" <<'EOF'
+node - "$WORK" "$ROOT" <<'EOF'
 const fs = require('fs');
-const dir = process.argv[2];
+const [dir, root] = process.argv.slice(2);
 const client = JSON.parse(fs.readFileSync(`${dir}/client.out`, 'utf8'));
 const logs = fs.readFileSync(`${dir}/new.log`, 'utf8').split('\n').filter(Boolean).map((l) => { try { return JSON.parse(l); } catch { return { msg: l }; } });
 const conns = JSON.parse(fs.readFileSync(`${dir}/conns.json`, 'utf8'));
 const records = Array.isArray(conns) ? conns : conns.items ?? conns.connections ?? [];
 const long = records.find((r) => r.side === 'client' && r.kind === 'close' && r.local?.port === client.longPort);
+// Mid-rollout, an operator tells the nodes' agents apart by the version status reports.
+const versionOf = (file) => { try { return JSON.parse(fs.readFileSync(file, 'utf8')).version; } catch { return undefined; } };
+const [oldVersion, newVersion] = [versionOf(`${dir}/skew-status.json`), versionOf(`${dir}/new-status.json`)];
+const thisVersion = JSON.parse(fs.readFileSync(`${root}/package.json`, 'utf8')).version;
 const checks = [
   ["this tree's CLI reads the old agent (status, services, connections)", fs.readFileSync(`${dir}/skew.rc`, 'utf8').trim() === '0', ''],
+  ['status tells the two agents apart by version', !!oldVersion && newVersion === thisVersion && oldVersion !== newVersion, `old ${oldVersion}, new ${newVersion}`],
   ['no connect failed', Object.keys(client.errors).length === 0, JSON.stringify(client.errors)],
   ['short connections flowed', client.shortOk > 100, `${client.shortOk}`],
   ['the new agent adopted the pinned state', logs.some((l) => l.msg === 'dataplane adopted'), logs.filter((l) => l.msg === 'map replaced').map((l) => `${l.map}: ${l.action}`).join(', ') || 'no map replaced'],

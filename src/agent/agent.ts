@@ -22,6 +22,7 @@ import type { DesiredService } from '../dataplane/desired';
 import { applyDesired, ApplyReport, MeshMaps } from '../dataplane/writer';
 import { cgroup2Root } from '../platform/cgroup';
 import type { WorkloadCgroups } from '../platform/workload-cgroups';
+import { VERSION } from '../version';
 import { Aggregator, Edge, EdgeLabels } from '../telemetry/aggregator';
 import { Directory, type WorkloadName } from '../telemetry/directory';
 import { ConnectionRecord, decodeRecord, RecordDecodeError } from '../telemetry/record';
@@ -31,7 +32,6 @@ import { LoadedMesh, loadMeshOffThread } from './load-mesh';
 import type { Logger } from './log';
 import type { AgentStatus, AgentView, BackendView, ConnectionFilter, NamedRecord, ServiceView } from './view';
 
-export const AGENT_VERSION = '0.1.0';
 
 export interface AgentOptions {
   settings: AgentSettings;
@@ -158,7 +158,7 @@ export class Agent implements AgentView {
 
   /** What this agent answers a second one that finds the instance taken. */
   private lockHolder(): LockHolder {
-    return { pid: process.pid, instance: this.settings.instance, version: AGENT_VERSION, startedAt: this.startedAt, apiSocket: this.settings.apiSocket };
+    return { pid: process.pid, instance: this.settings.instance, version: VERSION, startedAt: this.startedAt, apiSocket: this.settings.apiSocket };
   }
 
   /** Opens (installs or adopts) the dataplane, applies the loaded config, starts reading and reporting. */
@@ -409,7 +409,7 @@ export class Agent implements AgentView {
     const st = this.reader?.stats();
     return {
       instance: this.settings.instance,
-      version: AGENT_VERSION,
+      version: VERSION,
       pid: process.pid,
       startedAt: this.startedAt,
       dataplane: this.dp?.outcome.kind ?? 'installed',

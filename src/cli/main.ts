@@ -4,10 +4,8 @@
  * and exports a factory returning a commander Command; adding one (agent,
  * status, services, ...) is one module plus one line in COMMANDS.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { Command } from 'commander';
-import { repoRoot } from '../bpf/native';
+import { VERSION } from '../version';
 import { agentCommand } from './commands/agent';
 import { demoCommand } from './commands/demo';
 import { doctorCommand } from './commands/doctor';
@@ -20,20 +18,10 @@ import { validateCommand } from './commands/validate';
 
 const COMMANDS: ReadonlyArray<() => Command> = [agentCommand, demoCommand, doctorCommand, statusCommand, servicesCommand, backendsCommand, edgesCommand, connectionsCommand, validateCommand];
 
-function packageVersion(): string {
-  try {
-    const pkg: unknown = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
-    const v = typeof pkg === 'object' && pkg !== null ? (pkg as { version?: unknown }).version : undefined;
-    return typeof v === 'string' ? v : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
 export function buildProgram(): Command {
   const program = new Command('sockmesh')
     .description('sidecarless service mesh node agent (eBPF)')
-    .version(packageVersion())
+    .version(VERSION)
     .showHelpAfterError('(add --help for usage)');
   // addCommand() does not pass settings down the way .command() does.
   for (const make of COMMANDS) program.addCommand(make().copyInheritedSettings(program));

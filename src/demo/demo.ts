@@ -9,7 +9,7 @@ import { spawn, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Agent, AGENT_VERSION } from '../agent/agent';
+import { Agent } from '../agent/agent';
 import { InstanceLock, lockPath } from '../agent/instance-lock';
 import { startAddons } from '../agent/addons';
 import { createLogger, Logger } from '../agent/log';
@@ -22,6 +22,7 @@ import { cgroup2Root } from '../platform/cgroup';
 import { ensureBpffs } from '../platform/bpffs';
 import type { Edge } from '../telemetry/aggregator';
 import { createTopology, podNs, removeTopology, PodSpec } from './topology';
+import { VERSION } from '../version';
 
 export const DEMO_CGROUP = 'sockmesh-demo';
 export const DEMO_DIR = '/run/sockmesh/demo';
@@ -122,7 +123,7 @@ const DEMO_BPFFS_DIR = '/sys/fs/bpf/sockmesh/demo';
  */
 export async function cleanupCrashedDemo(): Promise<string[]> {
   const lock = await InstanceLock.acquire(DEMO_BPFFS_DIR, {
-    pid: process.pid, instance: 'demo', version: AGENT_VERSION, startedAt: new Date().toISOString(), apiSocket: DEMO_API_SOCKET,
+    pid: process.pid, instance: 'demo', version: VERSION, startedAt: new Date().toISOString(), apiSocket: DEMO_API_SOCKET,
   });
   try {
     return cleanupDemo();

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { Agent, AGENT_VERSION } from '../../agent/agent';
+import { Agent } from '../../agent/agent';
 import { desiredOf } from '../../agent/compile';
 import { InstanceLock } from '../../agent/instance-lock';
 import { startAddons } from '../../agent/addons';
@@ -16,6 +16,7 @@ import { SettingsError } from '../../config/errors';
 import { parseMesh } from '../../config/load';
 import { mergeSettings, SETTINGS } from '../../config/settings';
 import { Dataplane } from '../../dataplane/dataplane';
+import { VERSION } from '../../version';
 
 export function agentCommand(): Command {
   const cmd = new Command('agent')
@@ -38,7 +39,7 @@ export function agentCommand(): Command {
 
     if (raw.uninstall === true) {
       // Never from under a running agent: it would go on with handles to what this removes.
-      const holder = { pid: process.pid, instance: settings.instance, version: AGENT_VERSION, startedAt: new Date().toISOString(), apiSocket: settings.apiSocket };
+      const holder = { pid: process.pid, instance: settings.instance, version: VERSION, startedAt: new Date().toISOString(), apiSocket: settings.apiSocket };
       const lock = await InstanceLock.acquire(settings.bpffsDir, holder);
       try {
         const removed = Dataplane.pinned(settings.bpffsDir) ? Dataplane.uninstallPinned(settings.bpffsDir) : [];

@@ -17,6 +17,7 @@ import { PrometheusExporter } from '../../../src/exporters/prometheus';
 import { Aggregator } from '../../../src/telemetry/aggregator';
 import { Directory } from '../../../src/telemetry/directory';
 import type { Connection } from '../../../src/telemetry/record';
+import { VERSION } from '../../../src/version';
 import { whole } from '../../helpers/records';
 
 type Obj = Record<string, unknown>;
@@ -121,4 +122,14 @@ test('every metric the alert rules name is one the agent exports', async () => {
     }
   }
   assert.match(text, /sockmesh_connect_verdicts_total\{service="default\/web:http",verdict="no_backend"\} 1/, 'the verdict label value the alert matches');
+});
+
+test('both DaemonSets and the Dockerfile name the image of this version', () => {
+  const images = [daemonset, ...docs('uninstall.yaml').filter((d) => d.kind === 'DaemonSet')].flatMap((d) => {
+    const spec = obj(obj(obj(d.spec).template).spec);
+    return [...list(spec.initContainers), ...list(spec.containers)].map((c) => String(obj(c).image));
+  }).filter((i) => i.startsWith('sockmesh/'));
+  assert.equal(images.length, 2, 'the agent, and the uninstall init container');
+  assert.deepEqual(images, images.map(() => `sockmesh/agent:${VERSION}`));
+  assert.match(fs.readFileSync(path.join(repoRoot, 'daemonset', 'Dockerfile'), 'utf8'), new RegExp(`sockmesh/agent:${VERSION.replace(/\./g, '\\.')}\\b`));
 });
