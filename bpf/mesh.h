@@ -144,6 +144,7 @@ enum mesh_counter {
 	MESH_C_STORAGE_FAILED = 2,  /* socket storage could not be allocated */
 	MESH_C_UDP_REV_FAILED = 3,  /* UDP reverse entry could not be stored */
 	MESH_C_OPEN = 4,            /* tracked connections open, counted by the last report run (the agent zeroes it before) */
+	MESH_C_REPORTS_DEFERRED = 5, /* due reports the last run left for the next: the ring was 3/4 full (the agent zeroes it before) */
 	MESH_C_NR = 8,
 };
 

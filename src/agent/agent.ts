@@ -201,7 +201,8 @@ export class Agent implements AgentView {
     const dp = this.dp;
     const report = (): void => {
       try {
-        this.openConnections = dp.reportOpenConnections();
+        // Drained between runs: on a busy node one run reports more than the ring holds.
+        this.openConnections = dp.reportOpenConnections(() => this.reader?.drain());
       } catch (err) {
         log.warn('reporting open connections failed', { err });
       }

@@ -21,6 +21,9 @@ import { cgroup2Root } from '../platform/cgroup';
 import type { TableRoom } from './capacity';
 import { DataplaneError } from './errors';
 import { copyEntries, CopyResult, definitionOf, MapDefinition, MapStep, planMaps, SocketStorageMigration } from './upgrade';
+
+/** Report runs per reportOpenConnections() at most: with a 4 MiB ring, ~1.2 million due connections. */
+const MAX_REPORT_RUNS = 64;
 import type { MeshMaps } from './writer';
 
 export const MESH_MAPS = ['services', 'slots', 'svc_verdicts', 'udp_rev', 'events', 'counters', 'sock_info'] as const;
@@ -310,12 +313,30 @@ export class Dataplane {
   /**
    * Has the kernel report every open connection whose last report is older
    * than the report interval (interim records on the ring buffer). Returns
-   * how many tracked connections are open: the run counts them.
+   * how many tracked connections are open: each run counts them.
+   *
+   * A run stops writing at 3/4 of the ring and leaves the rest due; with
+   * `drain` (the ring's reader, on this thread), the ring is drained and the
+   * run made again until nothing is left - at most MAX_REPORT_RUNS, and only
+   * while each run leaves less than the one before (a drain that reads
+   * nothing would otherwise spin). Without it, what is left waits for the
+   * next call.
    */
-  reportOpenConnections(): number {
-    this.maps.counters.update(counterKey(MeshCounter.OPEN), Buffer.alloc(this.maps.counters.valueBytes));
-    this.reporter.runIterator();
-    return this.counter(MeshCounter.OPEN);
+  reportOpenConnections(drain?: () => void): number {
+    const zero = Buffer.alloc(this.maps.counters.valueBytes);
+    let open = 0;
+    let left = Infinity;
+    for (let run = 0; run < MAX_REPORT_RUNS; run++) {
+      this.maps.counters.update(counterKey(MeshCounter.OPEN), zero);
+      this.maps.counters.update(counterKey(MeshCounter.REPORTS_DEFERRED), zero);
+      this.reporter.runIterator();
+      open = this.counter(MeshCounter.OPEN);
+      const deferred = this.counter(MeshCounter.REPORTS_DEFERRED);
+      if (deferred === 0 || !drain || deferred >= left) break;
+      left = deferred;
+      drain();
+    }
+    return open;
   }
 
   /** One of the kernel's per-CPU `counters` (MeshCounter), summed over CPUs. */

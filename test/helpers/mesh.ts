@@ -19,7 +19,7 @@ export interface MeshEnv {
   dp: Dataplane;
 }
 
-export function meshEnv(cleanup: Cleanup, tag: string, reportIntervalMs = 10_000, opts: Pick<DataplaneOptions, 'trackRtt' | 'wakeBytes'> = {}): MeshEnv {
+export function meshEnv(cleanup: Cleanup, tag: string, reportIntervalMs = 10_000, opts: Pick<DataplaneOptions, 'trackRtt' | 'wakeBytes' | 'ringBytes'> = {}): MeshEnv {
   const ns = cleanup.add('netns', TestNetns.create(tag), (n) => n.remove());
   const cg = cleanup.add('cgroup', ScratchCgroup.create(`sockmesh-test-${process.pid}-${tag}`), (c) => c.remove());
   const bpffsDir = `/sys/fs/bpf/sockmesh-test-${process.pid}-${tag}`;

@@ -107,4 +107,4 @@ export const MeshEventKind = { CLOSE: 0, INTERIM: 1, CONNECT_FAILED: 2 } as cons
 export const MESH_CLOSE_CAUSES = ['none', 'fin', 'rst_sent', 'rst_received', 'timeout', 'error'] as const;
 export type CloseCause = (typeof MESH_CLOSE_CAUSES)[number];
 
-export const MeshCounter = { EVENTS: 0, EVENTS_DROPPED: 1, STORAGE_FAILED: 2, UDP_REV_FAILED: 3, OPEN: 4 } as const;
+export const MeshCounter = { EVENTS: 0, EVENTS_DROPPED: 1, STORAGE_FAILED: 2, UDP_REV_FAILED: 3, OPEN: 4, REPORTS_DEFERRED: 5 } as const;

@@ -10,6 +10,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { RingBufferReader } from '../../../src/bpf';
+import { MappedRingReader } from '../../../src/bpf/mapped-ring';
+import { MeshCounter } from '../../../src/bpf/layouts/mesh';
 import { BPF_OUTPUT_DIR } from '../../../src/bpf/objects';
 import { desiredState } from '../../../src/dataplane/desired';
 import { applyDesired } from '../../../src/dataplane/writer';
@@ -236,6 +238,48 @@ test('an idle connection reports on the interval with its bytes so far, then clo
     env.dp.reportOpenConnections();
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(records.filter((r, i) => i >= after && r.local.port === localPort).length, 0, 'a closed connection is not reported again');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
+test('a report run with more open connections than the ring holds: each reported once, none dropped', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    // 64 KiB: room for ~390 records; 600 idle connections are 1200 tracked sockets (both ends enrolled).
+    const env = meshEnv(cleanup, 'many', 500, { ringBytes: 64 * 1024 });
+    const interim: ConnectionRecord[] = [];
+    // Drained only when asked: the report run is what the agent does on its thread.
+    const reader = cleanup.add('reader', new MappedRingReader(env.dp.maps.events, (b, o, l) => {
+      const r = decodeRecord(b, o, l);
+      if (r.kind === 'interim') interim.push(r);
+    }, { intervalMs: 0 }), (r) => r.close());
+    const CONNS = 600;
+    const child = spawnInCgroup(env.cg.path, 'idle', ['18090', '127.0.0.1:18090', '30000', String(CONNS)], env.ns.prefix());
+    cleanup.defer('idle connections', () => child.kill('SIGKILL'));
+    let connected = false;
+    void collect<{ localPort?: number }>(child, 60_000, (m) => (connected ||= m.localPort !== undefined)).catch(() => undefined);
+    await waitFor(() => connected, `${CONNS} connections open`, 20_000);
+    await new Promise((r) => setTimeout(r, 600)); // every one of them due: older than the report interval
+    const dropped = env.dp.counter(MeshCounter.EVENTS_DROPPED);
+    // Nobody drains during this run: it stops at 3/4 of the ring and leaves the rest due.
+    env.dp.reportOpenConnections();
+    reader.drain();
+    const firstRun = interim.length;
+    assert.ok(firstRun > 0 && firstRun < 2 * CONNS, `one run reported ${firstRun} of ${2 * CONNS}`);
+    assert.equal(env.dp.counter(MeshCounter.REPORTS_DEFERRED), 2 * CONNS - firstRun, 'the rest left due, not dropped');
+    // As the agent runs it: draining between runs until nothing is left.
+    const open = env.dp.reportOpenConnections(() => reader.drain());
+    reader.drain();
+    assert.equal(open, 2 * CONNS, 'the run counts every open socket');
+    assert.equal(env.dp.counter(MeshCounter.EVENTS_DROPPED) - dropped, 0, 'no record dropped');
+    const ports = new Set(interim.map((r) => `${r.side}:${r.side === 'client' ? r.local.port : r.remote.port}`)); // the client's port names both ends
+    assert.equal(interim.length, 2 * CONNS, 'one interim record per socket');
+    assert.equal(ports.size, 2 * CONNS, 'no socket twice');
+    assert.ok(interim.every((r) => r.bytesSent + r.bytesReceived === 1000), 'each with its bytes');
   } finally {
     await cleanup.run();
   }
