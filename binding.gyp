@@ -9,6 +9,7 @@
         "native/program.cc",
         "native/map.cc",
         "native/link.cc",
+        "native/iter.cc",
         "native/ringbuf.cc",
         "native/mapped_ring.cc",
         "native/probe.cc"

@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include "errors.h"
+#include "iter.h"
 #include "link.h"
 #include "map.h"
 #include "mapped_ring.h"
@@ -20,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Program", Program::Init(env));
   exports.Set("Map", Map::Init(env));
   exports.Set("Link", Link::Init(env));
+  exports.Set("Iter", Iter::Init(env));
   exports.Set("RingBuffer", RingBuffer::Init(env));
   exports.Set("MappedRing", MappedRing::Init(env));
   InitFunctions(env, exports);

@@ -5,7 +5,7 @@ export type { ConstantValue } from './object';
 export { Program } from './program';
 export { BpfMap, mapTypeName } from './map';
 export type { MapEntry, UpdateMode } from './map';
-export { Link } from './link';
+export { IteratorWalk, Link } from './link';
 export { RingBufferReader, forEachRecord } from './ringbuf';
 export type { RingBufferOptions, RecordHandler, RingBufferStats } from './ringbuf';
 export { struct, StructLayout } from './layout';

@@ -4,7 +4,7 @@
  * unpinned or detach()ed.
  */
 import { call, BpfArgumentError } from './errors';
-import { native, NativeLink, NativeLinkInfo } from './native';
+import { native, NativeIter, NativeLink, NativeLinkInfo } from './native';
 import { openPinned, PinState } from './pins';
 
 export type LinkKind = 'cgroup' | 'tracepoint' | 'map' | 'iterator' | 'pinned';
@@ -68,6 +68,12 @@ export class Link {
     return call(() => h.readIter());
   }
 
+  /** Starts a walk of an iterator link to be read in parts (IteratorWalk.read); close it when done. */
+  walkIterator(): IteratorWalk {
+    const h = this.live('walk iterator');
+    return new IteratorWalk(call(() => new (native().Iter)(h.fd)), this.target);
+  }
+
   /** Replaces the attached program in one step (no gap in which the hook is empty). */
   update(program: { fd: number }): void {
     const h = this.live('update');
@@ -91,5 +97,35 @@ export class Link {
   private live(op: string): NativeLink {
     if (!this.handle) throw new BpfArgumentError(`${op} on closed link (${this.target})`);
     return this.handle;
+  }
+}
+
+/**
+ * One walk of an iterator link, read in parts: each read() walks on until
+ * the program has written up to maxBytes, and the next resumes there - the
+ * caller acts in between (drains the ring buffer the program fills).
+ */
+export class IteratorWalk {
+  private handle: NativeIter | undefined;
+
+  /** @internal use Link.walkIterator. */
+  constructor(handle: NativeIter, private readonly target: string) {
+    this.handle = handle;
+  }
+
+  /** Bytes the program wrote in this part, at most maxBytes (an integer >= 1); 0 once the walk is done. */
+  read(maxBytes: number): number {
+    if (!Number.isInteger(maxBytes) || maxBytes < 1 || maxBytes > 1 << 24) {
+      throw new BpfArgumentError(`read ${this.target}: maxBytes must be an integer in [1, ${1 << 24}], got ${maxBytes}`);
+    }
+    const h = this.handle;
+    if (!h) throw new BpfArgumentError(`read ${this.target}: the walk is closed`);
+    return call(() => h.read(maxBytes));
+  }
+
+  /** Idempotent. */
+  close(): void {
+    this.handle?.close();
+    this.handle = undefined;
   }
 }

@@ -113,6 +113,14 @@ export interface NativeLink extends NativeFdHandle {
   readIter(): number;
 }
 
+/** One walk of an iterator link, read in parts. */
+export interface NativeIter {
+  /** Walks on until the program has written up to maxBytes (>= 1); 0: the walk is done. */
+  read(maxBytes: number): number;
+  close(): void;
+  readonly fd: number;
+}
+
 export interface NativeRingBufferStats {
   records: number;
   batches: number;
@@ -152,6 +160,7 @@ export interface NativeAddon {
     new (linkFd: number): NativeLink;
     new (progFd: number, mapFd: number, attachType: number): NativeLink;
   };
+  Iter: new (linkFd: number) => NativeIter;
   RingBuffer: new (
     mapFd: number,
     onBatch: (batch: Buffer, count: number) => void,

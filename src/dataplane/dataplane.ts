@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BpfMap, BpfObjectSpec, Collection, Link, mapTypeName, objectPath, native, Program, programCosts } from '../bpf';
 import type { ProgramCost } from '../bpf';
-import { MeshCounter, MeshVerdictKey } from '../bpf/layouts/mesh';
+import { MeshConnEvent, MeshCounter, MeshVerdictKey } from '../bpf/layouts/mesh';
 import { REPLACING_SUFFIX } from '../bpf/pins';
 import { cgroup2Root } from '../platform/cgroup';
 import type { TableRoom } from './capacity';
@@ -315,21 +315,26 @@ export class Dataplane {
    * than the report interval (interim records on the ring buffer). Returns
    * how many tracked connections are open: each run counts them.
    *
-   * A run stops writing at 3/4 of the ring and leaves the rest due; with
-   * `drain` (the ring's reader, on this thread), the ring is drained and the
-   * run made again until nothing is left - at most MAX_REPORT_RUNS, and only
-   * while each run leaves less than the one before (a drain that reads
-   * nothing would otherwise spin). Without it, what is left waits for the
-   * next call.
+   * A busy node has more open connections than the ring holds. With `drain`
+   * (the ring's reader, on this thread) a run is read in parts of half a
+   * ring of records, drained after each, so it never fills the ring. A run
+   * also stops writing at 3/4 of the ring (close records from sockops fill
+   * it too) and leaves the rest due: then, with `drain`, it is made again
+   * while each run leaves less than the one before, at most MAX_REPORT_RUNS;
+   * without, what is left waits for the next call. `reportRuns` says how
+   * many runs the last call made.
    */
   reportOpenConnections(drain?: () => void): number {
     const zero = Buffer.alloc(this.maps.counters.valueBytes);
     let open = 0;
     let left = Infinity;
+    this.reportRuns = 0;
     for (let run = 0; run < MAX_REPORT_RUNS; run++) {
       this.maps.counters.update(counterKey(MeshCounter.OPEN), zero);
       this.maps.counters.update(counterKey(MeshCounter.REPORTS_DEFERRED), zero);
-      this.reporter.runIterator();
+      this.reportRuns++;
+      if (drain) this.walkReports(drain);
+      else this.reporter.runIterator();
       open = this.counter(MeshCounter.OPEN);
       const deferred = this.counter(MeshCounter.REPORTS_DEFERRED);
       if (deferred === 0 || !drain || deferred >= left) break;
@@ -337,6 +342,22 @@ export class Dataplane {
       drain();
     }
     return open;
+  }
+
+  /** Runs made by the last reportOpenConnections(). */
+  reportRuns = 0;
+
+  /** One run of the report iterator, read in parts of half a ring of records (the program writes a byte per record), drained after each. */
+  private walkReports(drain: () => void): void {
+    // A record's footprint in the ring: its 8-byte header and the record, 8-byte aligned (MESH_REC_FOOTPRINT).
+    const footprint = Math.ceil((MeshConnEvent.size + 8) / 8) * 8;
+    const part = Math.max(1, Math.min(16_384, Math.floor(this.maps.events.info.maxEntries / 2 / footprint)));
+    const walk = this.reporter.walkIterator();
+    try {
+      while (walk.read(part) > 0) drain();
+    } finally {
+      walk.close();
+    }
   }
 
   /** One of the kernel's per-CPU `counters` (MeshCounter), summed over CPUs. */
