@@ -22,10 +22,10 @@ import type { DesiredService } from '../dataplane/desired';
 import { applyDesired, ApplyReport, MeshMaps } from '../dataplane/writer';
 import { cgroup2Root } from '../platform/cgroup';
 import type { WorkloadCgroups } from '../platform/workload-cgroups';
-import { VERSION } from '../version';
 import { Aggregator, Edge, EdgeLabels } from '../telemetry/aggregator';
 import { Directory, type WorkloadName } from '../telemetry/directory';
 import { ConnectionRecord, decodeRecord, RecordDecodeError } from '../telemetry/record';
+import { VERSION } from '../version';
 import { compile } from './compile';
 import { InstanceLock, LockHolder } from './instance-lock';
 import { LoadedMesh, loadMeshOffThread } from './load-mesh';
@@ -201,7 +201,7 @@ export class Agent implements AgentView {
     const dp = this.dp;
     const report = (): void => {
       try {
-        // Drained between runs: on a busy node one run reports more than the ring holds.
+        // Drained as the run goes: on a busy node it reports more than the ring holds.
         this.openConnections = dp.reportOpenConnections(() => this.reader?.drain());
       } catch (err) {
         log.warn('reporting open connections failed', { err });

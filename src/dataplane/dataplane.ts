@@ -21,10 +21,10 @@ import { cgroup2Root } from '../platform/cgroup';
 import type { TableRoom } from './capacity';
 import { DataplaneError } from './errors';
 import { copyEntries, CopyResult, definitionOf, MapDefinition, MapStep, planMaps, SocketStorageMigration } from './upgrade';
-
-/** Report runs per reportOpenConnections() at most: with a 4 MiB ring, ~1.2 million due connections. */
-const MAX_REPORT_RUNS = 64;
 import type { MeshMaps } from './writer';
+
+/** Report runs per reportOpenConnections() at most: more are needed only while close records keep filling the ring. */
+const MAX_REPORT_RUNS = 64;
 
 export const MESH_MAPS = ['services', 'slots', 'svc_verdicts', 'udp_rev', 'events', 'counters', 'sock_info'] as const;
 export type MeshMapName = (typeof MESH_MAPS)[number];
