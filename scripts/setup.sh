@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets sockmesh up on a fresh Debian 12 machine, as root (--bench: also the
-# benchmarks' peers: nginx, wrk, haproxy, iptables): system packages,
+# benchmarks' peers: nginx, wrk, haproxy, iptables, and perf for
+# `bench service --profile`): system packages,
 # npm packages, bpffs, then builds the BPF objects, the addon and the
 # TypeScript. Safe to run again. The README's first two commands and
 # .ci/run all start here.
@@ -15,7 +16,7 @@ fail() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config make g++ python3 iproute2 procps valgrind)
 # bench/service's peers, only on request: installing nginx and haproxy starts
 # their system services, which tests and CI do not need.
-[ "${1:-}" = "--bench" ] && APT_PACKAGES+=(nginx wrk haproxy iptables conntrack)
+[ "${1:-}" = "--bench" ] && APT_PACKAGES+=(nginx wrk haproxy iptables conntrack linux-perf)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
