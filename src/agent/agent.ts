@@ -292,20 +292,24 @@ export class Agent implements AgentView {
     this.desired = c.desired;
     this.directory = c.directory;
     this.aggregator.setDirectory(c.directory);
-    this.cgroups?.close();
-    this.cgroups = c.cgroups;
-    this.cgroups.follow((err) => this.opts.log.warn('workload cgroups not followed as they come and go: records of a container removed before they are read may stay unknown', {
-      err, fix: 'raise fs.inotify.max_user_watches if the limit was reached',
-    }));
     this.appliedAt = new Date().toISOString();
     this.rejected = undefined;
-    this.opts.log.info('configuration applied', {
-      file: this.opts.meshFile, ...report, services: c.desired.length, cgroups: c.cgroups.size, followed: c.cgroups.followed, ms: Date.now() - t0,
-    });
     this.configWarnings = [
       ...c.missingCgroups.map((cg) => `workload cgroup ${cg} does not exist yet: its records are attributed once it appears`),
       ...c.outsideRoot.map((cg) => `workload cgroup ${cg} is outside the cgroup root ${this.settings.cgroupRoot}: not enrolled (no VIPs, no telemetry)`),
     ];
+    this.cgroups?.close();
+    this.cgroups = c.cgroups;
+    this.cgroups.follow((err) => {
+      // Shown in status with the config's warnings: they last until the next apply, as this does.
+      const fix = 'raise fs.inotify.max_user_watches (sysctl) if the limit was reached, then reload';
+      this.configWarnings.push(`workload cgroups are not all followed as they come and go (${err.message}): ` +
+        `connections of a container removed before its records are read may count as unknown; ${fix}`);
+      this.opts.log.warn('workload cgroups not followed as they come and go', { err, fix });
+    });
+    this.opts.log.info('configuration applied', {
+      file: this.opts.meshFile, ...report, services: c.desired.length, cgroups: c.cgroups.size, followed: c.cgroups.followed, ms: Date.now() - t0,
+    });
     if (c.missingCgroups.length) this.opts.log.warn('workload cgroups not found', { cgroups: c.missingCgroups });
     if (c.outsideRoot.length) {
       this.opts.log.warn('workload cgroups outside the agent\'s cgroup root: their sockets get no VIPs and no telemetry', {

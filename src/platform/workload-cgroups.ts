@@ -33,6 +33,16 @@ export interface WorkloadCgroupsOptions {
    */
   keepGoneMs?: number;
   now?: () => number;
+  /** How a directory is watched (tests make it fail): fs.watch by default. */
+  watch?: (dir: string, onRename: (name: string | null) => void) => fs.FSWatcher;
+}
+
+/** fs.watch, for renames only: an entry made or removed. 'change' (cgroup.events and the like) says nothing of cgroups. */
+function watchRenames(dir: string, onRename: (name: string | null) => void): fs.FSWatcher {
+  // Not persistent: following cgroups must not keep a stopping agent alive.
+  return fs.watch(dir, { persistent: false }, (event, name) => {
+    if (event === 'rename') onRename(name);
+  });
 }
 
 /** Ids found in no workload by a walk made after they were asked for; bounded, as cgroups come and go. */
@@ -55,6 +65,7 @@ export class WorkloadCgroups<W> {
   private readonly ordered: readonly { dir: string; workload: W }[];
   private readonly keepGoneMs: number;
   private readonly now: () => number;
+  private readonly watchDir: NonNullable<WorkloadCgroupsOptions['watch']>;
   private watchers: Map<string, fs.FSWatcher> | undefined;
   private onWatchError: ((err: Error) => void) | undefined;
   private watchFailed = false;
@@ -67,6 +78,7 @@ export class WorkloadCgroups<W> {
       .map((w) => ({ dir: path.join(mount, w.cgroup), workload: w.workload }));
     this.keepGoneMs = opts.keepGoneMs ?? 120_000;
     this.now = opts.now ?? Date.now;
+    this.watchDir = opts.watch ?? watchRenames;
     this.scan();
   }
 
@@ -218,11 +230,7 @@ export class WorkloadCgroups<W> {
     if (!this.watchers || this.watchers.has(dir)) return;
     let w: fs.FSWatcher;
     try {
-      // Not persistent: following cgroups must not keep a stopping agent alive.
-      // 'rename' is an entry made or removed; 'change' (cgroup.events and the like) says nothing of cgroups.
-      w = fs.watch(dir, { persistent: false }, (event, name) => {
-        if (event === 'rename') this.changed(dir, name);
-      });
+      w = this.watchDir(dir, (name) => this.changed(dir, name));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // gone meanwhile
       if (!this.watchFailed) {
@@ -239,7 +247,7 @@ export class WorkloadCgroups<W> {
   }
 
   /** An entry of a followed directory was made or removed (or the directory itself went). */
-  private changed(dir: string, name: string | Buffer | null): void {
+  private changed(dir: string, name: string | null): void {
     if (!this.watchers) return;
     if (!isDir(dir)) {
       this.forget(dir);
@@ -247,7 +255,7 @@ export class WorkloadCgroups<W> {
       if (this.ownerOf(dir) !== undefined || this.leadsToWorkload(dir)) this.index(this.existingAncestor(dir));
       return;
     }
-    const target = name ? path.join(dir, name.toString()) : dir;
+    const target = name ? path.join(dir, name) : dir;
     if (isDir(target)) this.index(target);
     else this.forget(target);
   }

@@ -136,3 +136,21 @@ test('followed: a cgroup removed and made again under the same name is the workl
   assert.equal(idx.lookup(later), 'w', 'no longer followed: the miss walks, as before follow()');
   assert.equal(idx.scans, scans + 1);
 });
+
+test('a directory that cannot be watched (inotify limit) is said once; lookups still walk on a miss', (t) => {
+  const { root, mk } = tree(t);
+  mk('w/a');
+  mk('w/b');
+  const errors: Error[] = [];
+  const idx = new WorkloadCgroups(root, [{ cgroup: 'w', workload: 'w' }], {
+    watch: () => {
+      throw Object.assign(new Error('ENOSPC: System limit for number of file watchers reached'), { code: 'ENOSPC' });
+    },
+  });
+  idx.follow((err) => errors.push(err));
+  assert.equal(errors.length, 1, 'three directories refused, said once');
+  assert.match(errors[0]!.message, /ENOSPC/);
+  assert.equal(idx.followed, 0);
+  assert.equal(idx.lookup(mk('w/c')), 'w', 'found by a walk');
+  idx.close();
+});
