@@ -612,17 +612,12 @@ int mesh_sockops(struct bpf_sock_ops *skops)
 /* ---- reports of open connections --------------------------------------- */
 
 /*
- * Run by the agent (a read of the iterator) every half report interval: one
- * interim record for each tracked connection still open whose last report is
- * older than the interval. Idle connections report too, so no metric waits
- * for a close; connections that send nothing cost nothing between runs. Each
- * run also counts the open connections it walks (MESH_C_OPEN).
- */
-/*
- * A run reports every open connection at once - more than the ring holds on
- * a busy node. Past 3/4 of the ring it stops short instead: what is left stays
- * due, the agent drains and runs it again, and the last quarter stays free
- * for the close records sockops writes meanwhile. Not a drop: nothing is lost.
+ * A run reports more connections than the ring holds on a busy node: the
+ * agent reads it in parts (a byte per record to the reader, below) and
+ * drains the ring between them. Should close records fill the ring as well,
+ * past 3/4 the run stops writing: what is left stays due, the agent drains
+ * and runs again, and the last quarter stays free for close records. Not a
+ * drop: nothing is lost.
  */
 static __always_inline int ring_left_to_closes(void)
 {
@@ -631,6 +626,13 @@ static __always_inline int ring_left_to_closes(void)
 	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + MESH_REC_FOOTPRINT > size - size / 4;
 }
 
+/*
+ * Run by the agent (a read of the iterator) every half report interval: one
+ * interim record for each tracked connection still open whose last report is
+ * older than the interval. Idle connections report too, so no metric waits
+ * for a close; connections that send nothing cost nothing between runs. Each
+ * run also counts the open connections it walks (MESH_C_OPEN).
+ */
 SEC("iter/bpf_sk_storage_map")
 int mesh_report_open(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
