@@ -105,6 +105,10 @@ enum mesh_close_cause {
  * the first), so the agent counts each byte once from the record alone, even
  * across its own restarts. A record lost to a full ring loses nothing but
  * itself: the next one's prior_* still name the last record written.
+ *
+ * From release 0.2 on, fields are only ever appended, never moved or
+ * redefined: an agent rolled back onto a newer release's programs reads the
+ * part it knows of their longer records (src/telemetry/record.ts).
  */
 struct mesh_conn_event {
 	__u64 cookie;

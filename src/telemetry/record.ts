@@ -122,11 +122,18 @@ function fromV1(buf: Buffer, off: number): Buffer {
   return v1Scratch;
 }
 
-/** Decodes one record; a malformed one (wrong size, unknown kind) throws RecordDecodeError. */
+/**
+ * Decodes one record; a malformed one (wrong size, unknown kind) throws
+ * RecordDecodeError. A longer record comes from a newer release's programs,
+ * which this agent runs on after a rollback: fields are only appended
+ * (bpf/mesh.h), so its first MeshConnEvent.size bytes are a record of ours.
+ */
 export function decodeRecord(buf: Buffer, off: number, len: number): ConnectionRecord {
   if (len !== MeshConnEvent.size) {
     if (len === MeshConnEventV1.size) return decodeRecord(fromV1(buf, off), 0, MeshConnEvent.size);
-    throw new RecordDecodeError(`record of ${len} bytes, expected ${MeshConnEvent.size} (or ${MeshConnEventV1.size} from release 0.1)`);
+    if (len < MeshConnEvent.size || len % 8 !== 0) {
+      throw new RecordDecodeError(`record of ${len} bytes, expected ${MeshConnEvent.size} (or ${MeshConnEventV1.size} from release 0.1, or more from a newer one)`);
+    }
   }
   const e = view.at(buf, off);
   const kind = e.kind;
