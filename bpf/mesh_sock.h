@@ -5,6 +5,10 @@
  * so an upgrade that changes it carries each open connection's state over
  * with a migration program (mesh_migrate.bpf.c) from the layouts earlier
  * releases pinned (mesh_legacy.h).
+ *
+ * From release 0.2 on, fields are only ever appended, never moved or
+ * redefined: an agent rolled back onto a newer release's pins carries the
+ * part it knows over (mesh_migrate_sock_newer).
  */
 #ifndef SOCKMESH_MESH_SOCK_H
 #define SOCKMESH_MESH_SOCK_H

@@ -65,6 +65,15 @@ export const MIGRATIONS: Readonly<Record<string, Readonly<Record<number, string>
   sock_info: { 64: 'mesh_migrate_sock_v1' },
 };
 
+/**
+ * Per map, the program that takes over a newer release's longer values by
+ * the part this release knows (fields are only appended from 0.2 on): an
+ * agent rolled back onto the newer pins keeps its open connections' state.
+ */
+export const NEWER_MIGRATIONS: Readonly<Record<string, string>> = {
+  sock_info: 'mesh_migrate_sock_newer',
+};
+
 const FIELDS: readonly (keyof MapDefinition)[] = ['type', 'keySize', 'valueSize', 'maxEntries', 'flags'];
 
 export function definitionOf(m: Pick<NativeMapSpec, keyof MapDefinition>): MapDefinition {
@@ -97,7 +106,8 @@ export function planMaps(wanted: ReadonlyMap<string, MapDefinition>, pinned: Rea
       continue;
     }
     const reason = `definition changed: ${diff.join(', ')}`;
-    const via = was.type === now.type ? migrations[name]?.[was.valueSize] : undefined;
+    const via = was.type !== now.type ? undefined
+      : migrations[name]?.[was.valueSize] ?? (was.valueSize > now.valueSize && was.keySize === now.keySize ? NEWER_MIGRATIONS[name] : undefined);
     if (kind === 'RINGBUF' && was.type === now.type) steps.set(name, { name, action: 'drain', reason });
     else if (via) steps.set(name, { name, action: 'migrate', reason, via });
     else if (was.type === now.type && was.keySize === now.keySize && was.valueSize === now.valueSize && COPYABLE.has(kind)) {

@@ -64,6 +64,15 @@ test('socket storage of a layout an earlier release pinned is migrated by its pr
   assert.equal(p.steps.find((s) => s.name === 'sock_info')!.via, 'mesh_migrate_sock_v1');
 });
 
+test('socket storage of a newer release (a rollback) is taken over by the part this release knows', () => {
+  const p = plan({ sock_info: { ...NOW.sock_info!, valueSize: 112 } });
+  assert.deepEqual(changes(p), { sock_info: 'migrate: definition changed: valueSize 112 -> 96' });
+  assert.equal(p.steps.find((s) => s.name === 'sock_info')!.via, 'mesh_migrate_sock_newer');
+  // Only socket storage has such a program; a longer value elsewhere still starts empty.
+  assert.deepEqual(changes(plan({ slots: { ...NOW.slots!, valueSize: 32 } })),
+    { services: 'rebuild: rebuilt with slots', slots: 'rebuild: definition changed: valueSize 32 -> 24' });
+});
+
 test('a resized ring is replaced and the old one drained; a map new in this version starts empty', () => {
   assert.deepEqual(changes(plan({ events: { ...NOW.events!, maxEntries: 1 << 20 }, counters: undefined })), {
     events: 'drain: definition changed: maxEntries 1048576 -> 4194304',
