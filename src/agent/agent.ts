@@ -84,7 +84,7 @@ export class Agent implements AgentView {
   private readonly followers = new Set<Follower>();
   private decodeErrors = 0;
   /** Tracked connections open at the kernel's last report run. */
-  private openConnections = 0;
+  private openCount = 0;
   private appliedAt: string | undefined;
   private rejected: { at: string; errors: string[] } | undefined;
   private configWarnings: string[] = [];
@@ -202,7 +202,7 @@ export class Agent implements AgentView {
     const report = (): void => {
       try {
         // Drained as the run goes: on a busy node it reports more than the ring holds.
-        this.openConnections = dp.reportOpenConnections(() => this.reader?.drain());
+        this.openCount = dp.reportOpenConnections(() => this.reader?.drain());
       } catch (err) {
         log.warn('reporting open connections failed', { err });
       }
@@ -430,7 +430,7 @@ export class Agent implements AgentView {
       services: this.config?.services.length ?? 0,
       frontends: this.desired.reduce((a, s) => a + s.frontends.length, 0),
       records: this.aggregator.records,
-      openConnections: this.openConnections,
+      openConnections: this.openCount,
       edges: { live: this.aggregator.edgeCount, expired: this.aggregator.expired, ttlMs: this.settings.edgeTtlMs },
       ringbuf: { records: st?.records ?? 0, dropped: this.dp?.counter(MeshCounter.EVENTS_DROPPED) ?? 0, decodeErrors: this.decodeErrors },
       ...(this.otlpStats ? { otlp: this.otlpStats() } : {}),
@@ -494,6 +494,16 @@ export class Agent implements AgentView {
   connections(filter: ConnectionFilter): NamedRecord[] {
     const out: NamedRecord[] = [];
     for (const rec of this.aggregator.recent()) {
+      const labels = this.aggregator.labelsOf(rec);
+      if (labelsMatch(labels, filter)) out.push({ ...rec, labels });
+    }
+    return out;
+  }
+
+  openConnections(filter: ConnectionFilter): NamedRecord[] {
+    // An open connection reports every interval: three missed mean its close record was lost.
+    const out: NamedRecord[] = [];
+    for (const rec of this.aggregator.open(Date.now() - 3 * this.settings.reportIntervalMs)) {
       const labels = this.aggregator.labelsOf(rec);
       if (labelsMatch(labels, filter)) out.push({ ...rec, labels });
     }

@@ -93,6 +93,8 @@ export interface AgentView {
   edges(): Edge[];
   /** recent closed/failed connections, oldest first */
   connections(filter: ConnectionFilter): NamedRecord[];
+  /** connections open as of their latest report (interim records), least recently reported first */
+  openConnections(filter: ConnectionFilter): NamedRecord[];
   /** every new record (close, failed, interim) from now on; returns unsubscribe */
   follow(filter: ConnectionFilter, fn: (rec: NamedRecord) => void): () => void;
 }

@@ -141,6 +141,11 @@ export class ApiClient {
     return this.call({ method: 'listConnections', filter }, 'listConnections').then((r) => r.records);
   }
 
+  /** Connections open now, as of their latest report (an interim record each); agents before 0.2 refuse it (unknown_method). */
+  openConnections(filter: ConnectionFilter = {}): Promise<NamedRecord[]> {
+    return this.call({ method: 'listOpenConnections', filter }, 'listOpenConnections').then((r) => r.records);
+  }
+
   /**
    * Streams records to `onRecord`. Resolves once the agent has subscribed:
    * replayed records (if asked) have all been delivered by then, and every

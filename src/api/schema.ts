@@ -28,6 +28,7 @@ export type ApiCall =
   | { method: 'listBackends'; service: string }
   | { method: 'listEdges' }
   | { method: 'listConnections'; filter: ConnectionFilter }
+  | { method: 'listOpenConnections'; filter: ConnectionFilter }
   | { method: 'follow'; filter: ConnectionFilter; replayRecent: boolean };
 
 export interface ApiRequest {
@@ -53,6 +54,7 @@ export type ApiResult =
   | { result: 'listBackends'; backends: BackendView[] }
   | { result: 'listEdges'; edges: Edge[] }
   | { result: 'listConnections'; records: NamedRecord[] }
+  | { result: 'listOpenConnections'; records: NamedRecord[] }
   | { result: 'subscribed' }
   | { result: 'record'; record: NamedRecord }
   | { result: 'error'; error: ApiErrorBody };
@@ -150,6 +152,7 @@ function callToWire(call: ApiCall): Plain {
     case 'listBackends': return { listBackends: { service: call.service } };
     case 'listEdges': return { listEdges: {} };
     case 'listConnections': return { listConnections: { filter: filterToWire(call.filter) } };
+    case 'listOpenConnections': return { listOpenConnections: { filter: filterToWire(call.filter) } };
     case 'follow': return { follow: { filter: filterToWire(call.filter), replayRecent: call.replayRecent } };
   }
 }
@@ -223,6 +226,7 @@ function resultToWire(body: ApiResult): Plain {
     case 'listBackends': return { listBackends: { backends: body.backends } };
     case 'listEdges': return { listEdges: { edges: body.edges.map(edgeToWire) } };
     case 'listConnections': return { listConnections: { records: body.records.map(recordToWire) } };
+    case 'listOpenConnections': return { listOpenConnections: { records: body.records.map(recordToWire) } };
     case 'subscribed': return { follow: { subscribed: {} } };
     case 'record': return { follow: { record: recordToWire(body.record) } };
     case 'error': return { error: { code: CODE_TO_WIRE[body.error.code], message: body.error.message } };
@@ -270,6 +274,8 @@ export function decodeRequest(frame: Uint8Array): DecodedRequest {
       case 'listEdges': return { id, call: { method: 'listEdges' } };
       case 'listConnections':
         return { id, call: { method: 'listConnections', filter: filterFromWire(f.msg('listConnections').optMsg('filter')) } };
+      case 'listOpenConnections':
+        return { id, call: { method: 'listOpenConnections', filter: filterFromWire(f.msg('listOpenConnections').optMsg('filter')) } };
       case 'follow': {
         const m = f.msg('follow');
         return { id, call: { method: 'follow', filter: filterFromWire(m.optMsg('filter')), replayRecent: m.bool('replayRecent') } };
@@ -437,6 +443,7 @@ function resultFromWire(f: Fields): ApiResult {
     case 'listBackends': return { result: 'listBackends', backends: f.msg('listBackends').msgs('backends', backendFromWire) };
     case 'listEdges': return { result: 'listEdges', edges: f.msg('listEdges').msgs('edges', edgeFromWire) };
     case 'listConnections': return { result: 'listConnections', records: f.msg('listConnections').msgs('records', recordFromWire) };
+    case 'listOpenConnections': return { result: 'listOpenConnections', records: f.msg('listOpenConnections').msgs('records', recordFromWire) };
     case 'follow': {
       const m = f.msg('follow');
       switch (m.oneof('event')) {

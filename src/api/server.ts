@@ -136,6 +136,8 @@ class Connection {
         return this.send(id, { result: 'listEdges', edges: this.view.edges() });
       case 'listConnections':
         return this.send(id, { result: 'listConnections', records: this.view.connections(call.filter) });
+      case 'listOpenConnections':
+        return this.send(id, { result: 'listOpenConnections', records: this.view.openConnections(call.filter) });
       case 'follow':
         return this.follow(id, call.filter, call.replayRecent);
     }

@@ -44,6 +44,8 @@ export type ExpireListener = (edges: readonly Edge[]) => void;
 export interface AggregatorOptions {
   /** Closed connections kept for `sockmesh connections`. */
   recentLimit?: number;
+  /** Open connections kept (their latest interim record) for `sockmesh connections --open`. */
+  openLimit?: number;
 }
 
 export class Aggregator {
@@ -61,10 +63,14 @@ export class Aggregator {
   private readonly recentRing: ConnectionRecord[] = [];
   private recentNext = 0;
   private readonly recentLimit: number;
+  /** Each open connection's latest interim record, by socket cookie, least recently reported first. */
+  private readonly openByCookie = new Map<bigint, { rec: ConnectionRecord; atMs: number }>();
+  private readonly openLimit: number;
   records = 0;
 
   constructor(private directory: Directory, opts: AggregatorOptions = {}) {
     this.recentLimit = opts.recentLimit ?? 1000;
+    this.openLimit = opts.openLimit ?? 10_000;
   }
 
   setDirectory(d: Directory): void {
@@ -172,6 +178,7 @@ export class Aggregator {
     edge.lastSeenMs = nowMs;
     switch (rec.kind) {
       case 'interim':
+        this.rememberOpen(rec, nowMs);
         break;
       case 'close':
         edge.closed++;
@@ -181,10 +188,12 @@ export class Aggregator {
         else if (rec.closeCause === 'rst_received') edge.resetsReceived++;
         else if (rec.closeCause === 'timeout') edge.timeouts++;
         this.remember(rec);
+        this.openByCookie.delete(rec.cookie);
         break;
       case 'connect_failed':
         edge.failed++;
         this.remember(rec);
+        this.openByCookie.delete(rec.cookie);
         break;
     }
     for (const l of this.listeners) l(rec, edge);
@@ -203,6 +212,26 @@ export class Aggregator {
     const n = this.recentRing.length;
     if (n < this.recentLimit) return [...this.recentRing];
     return [...this.recentRing.slice(this.recentNext), ...this.recentRing.slice(0, this.recentNext)];
+  }
+
+  /**
+   * Open connections as of their latest report, least recently reported
+   * first. One whose latest report is older than sinceMs is dropped: it would
+   * have reported again if still open (its close record was lost).
+   */
+  open(sinceMs: number): ConnectionRecord[] {
+    const out: ConnectionRecord[] = [];
+    for (const [cookie, o] of this.openByCookie) {
+      if (o.atMs < sinceMs) this.openByCookie.delete(cookie);
+      else out.push(o.rec);
+    }
+    return out;
+  }
+
+  private rememberOpen(rec: ConnectionRecord, nowMs: number): void {
+    this.openByCookie.delete(rec.cookie); // to the end: the most recently reported
+    this.openByCookie.set(rec.cookie, { rec, atMs: nowMs });
+    if (this.openByCookie.size > this.openLimit) this.openByCookie.delete(this.openByCookie.keys().next().value!);
   }
 
   private remember(rec: ConnectionRecord): void {

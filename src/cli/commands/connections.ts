@@ -1,20 +1,23 @@
-/** `sockmesh connections`: recent closed/failed connections, or a live stream with --follow. */
+/** `sockmesh connections`: recent closed/failed connections, the open ones with --open, or a live stream with --follow. */
 import { Command } from 'commander';
 import type { ConnectionFilter, NamedRecord } from '../../agent/view';
 import type { ApiClient } from '../../api/client';
 import { ConnectionStream, renderConnections } from '../render/connections';
-import { ApiFlags, apiFlags, namespacedName, untilInterrupted, withApiOptions, withClient, writeList } from '../api-command';
+import { ApiFlags, apiFlags, namespacedName, untilInterrupted, UsageError, withApiOptions, withClient, writeList } from '../api-command';
 
 interface ConnectionsFlags extends ApiFlags {
   filter: ConnectionFilter;
   follow: boolean;
+  open: boolean;
 }
 
 function parseFlags(raw: Record<string, unknown>): ConnectionsFlags {
   const filter: ConnectionFilter = {};
   if (typeof raw.workload === 'string') filter.workload = namespacedName(raw.workload, '--workload');
   if (typeof raw.service === 'string') filter.service = namespacedName(raw.service, '--service');
-  return { ...apiFlags(raw), filter, follow: raw.follow === true };
+  const open = raw.open === true;
+  if (open && raw.follow === true) throw new UsageError('--open and --follow: choose one (--follow streams every record, open connections\' interim ones included)');
+  return { ...apiFlags(raw), filter, follow: raw.follow === true, open };
 }
 
 /**
@@ -47,12 +50,18 @@ export function connectionsCommand(): Command {
       .description('list recent closed and failed connections seen on this node, or follow new ones')
       .option('--workload <workload>', 'only connections of this workload (NAMESPACE/NAME, or NAME in default)')
       .option('--service <service>', 'only connections to this service (NAMESPACE/NAME, or NAME in default)')
-      .option('-f, --follow', 'after the recent ones, print new records (interim ones included) as they arrive', false),
+      .option('-f, --follow', 'after the recent ones, print new records (interim ones included) as they arrive', false)
+      .option('--open', 'the connections open now, as of their latest report (those open for a report interval or more)', false),
   ).action((_opts: unknown, cmd: Command) =>
     withClient(
       () => parseFlags(cmd.opts()),
       async (client, flags) => {
         if (flags.follow) return follow(client, flags);
+        if (flags.open) {
+          const open = await client.openConnections(flags.filter);
+          return writeList(flags, open.length, renderConnections(flags.output, open),
+            'No open connection has reported yet (they report every report interval).');
+        }
         const records = await client.connections(flags.filter);
         writeList(flags, records.length, renderConnections(flags.output, records), 'No connections recorded.');
       },

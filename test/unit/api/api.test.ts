@@ -146,6 +146,17 @@ test('connections: every record kind, u64 cookies and IPv6 intact; filters reach
     });
   }));
 
+test('open connections: their own method, with the filter; the view answers with interim records', () =>
+  withHarness(async ({ socket, view }) => {
+    await withClient(socket, async (c) => {
+      assert.deepEqual(await c.openConnections(), [NAMED_RECORDS[2]], 'the interim record (an IPv6 server side) intact');
+      assert.deepEqual(view.filters.at(-1), {});
+      assert.deepEqual(await c.openConnections({ workload: 'shop/cart' }), [NAMED_RECORDS[2]]);
+      assert.deepEqual(view.filters.at(-1), { workload: 'shop/cart' });
+      assert.deepEqual(await c.openConnections({ service: 'default/web' }), []);
+    });
+  }));
+
 test('connections: the names of the ids arrive with every record (labels), side from the record', () =>
   withHarness(async ({ socket, view }) => {
     // An id the config does not name: the agent says 'unknown', not ''.

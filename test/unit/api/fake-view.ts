@@ -213,6 +213,10 @@ export function fakeView(): FakeView {
       v.filters.push(filter);
       return take(v) ?? v.records.map(named).filter((r) => matches(filter, r.labels));
     },
+    openConnections(filter) {
+      v.filters.push(filter);
+      return take(v) ?? v.records.filter((r) => r.kind === 'interim').map(named).filter((r) => matches(filter, r.labels));
+    },
     follow(filter, fn) {
       v.filters.push(filter);
       const sub = { filter, fn };

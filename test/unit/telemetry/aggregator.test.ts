@@ -134,3 +134,22 @@ test('expire drops the edges without a record since the cutoff, tells its listen
   assert.equal(agg.expire(2000), 0);
   assert.equal(told.length, 1, 'no call when nothing expired');
 });
+
+test('open connections: each one\'s latest interim record until its close; stale and overflowing ones go', () => {
+  const agg = new Aggregator(directory(), { openLimit: 3 });
+  const interim = (c: bigint, sent: number): ConnectionRecord =>
+    whole(conn({ side: 'client', cookie: c, kind: 'interim', bytesSent: sent } as Partial<Connection> & { side: 'client' }));
+  agg.ingest(interim(100n, 1), 1000);
+  agg.ingest(interim(101n, 1), 1000);
+  agg.ingest(interim(100n, 2), 2000); // reported again: its latest record, now the most recent
+  assert.deepEqual(agg.open(0).map((r) => [r.cookie, r.bytesSent]), [[101n, 1], [100n, 2]]);
+  agg.ingest(close({ side: 'client', cookie: 101n } as Partial<Connection> & { side: 'client' }), 2100);
+  assert.deepEqual(agg.open(0).map((r) => r.cookie), [100n], 'closed: no longer open');
+  agg.ingest(whole(conn({ side: 'client', cookie: 100n, kind: 'connect_failed', error: 111 } as Partial<Connection> & { side: 'client' })), 2200);
+  assert.deepEqual(agg.open(0), []);
+  for (const c of [1n, 2n, 3n, 4n]) agg.ingest(interim(c, 1), 3000);
+  assert.deepEqual(agg.open(0).map((r) => r.cookie), [2n, 3n, 4n], 'bounded: the least recently reported goes first');
+  agg.ingest(interim(4n, 2), 9000);
+  assert.deepEqual(agg.open(5000).map((r) => r.cookie), [4n], 'not reported since the cutoff: its close was lost');
+  assert.deepEqual(agg.open(0).map((r) => r.cookie), [4n], 'and dropped');
+});
