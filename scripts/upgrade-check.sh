@@ -136,6 +136,8 @@ for cmd in status services connections; do
   node "$NEW_CLI" "$cmd" --socket "$WORK/api.sock" -o json > "$WORK/skew-$cmd.json" 2> "$WORK/skew-$cmd.err" || { skew=1; cat "$WORK/skew-$cmd.err" >&2; }
 done
 echo "$skew" > "$WORK/skew.rc"
+# A method the old agent lacks: a clear refusal, not a wrong answer.
+node "$NEW_CLI" connections --open --socket "$WORK/api.sock" > /dev/null 2> "$WORK/skew-open.err" && echo "answered" > "$WORK/skew-open.rc" || echo "refused" > "$WORK/skew-open.rc"
 step "stopping the old agent under load; 1 s with no agent; then this tree's agent on its pins"
 kill -TERM "$OLD_PID"; wait "$OLD_PID" || true
 sleep 1
@@ -168,6 +170,8 @@ const [oldVersion, newVersion] = [versionOf(`${dir}/skew-status.json`), versionO
 const thisVersion = JSON.parse(fs.readFileSync(`${root}/package.json`, 'utf8')).version;
 const checks = [
   ["this tree's CLI reads the old agent (status, services, connections)", fs.readFileSync(`${dir}/skew.rc`, 'utf8').trim() === '0', ''],
+  ['a method the old agent lacks (connections --open) is refused, saying why', fs.readFileSync(`${dir}/skew-open.rc`, 'utf8').trim() === 'refused' &&
+    /newer than the agent/.test(fs.readFileSync(`${dir}/skew-open.err`, 'utf8')), fs.readFileSync(`${dir}/skew-open.err`, 'utf8').trim().split('\n')[0]],
   ['status tells the two agents apart by version', !!oldVersion && newVersion === thisVersion && oldVersion !== newVersion, `old ${oldVersion}, new ${newVersion}`],
   ['no connect failed, through the upgrade and the rollback', Object.keys(client.errors).length === 0, JSON.stringify(client.errors)],
   ['short connections flowed', client.shortOk > 100, `${client.shortOk}`],
