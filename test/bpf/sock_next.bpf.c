@@ -14,25 +14,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct mesh_sock_next {
-	/* struct mesh_sock, field for field (a nested struct would hide the lock from the verifier) */
-	__u32 vip[4];
-	__u16 vport;
-	__u16 _pad0;
-	__u32 svc_id;
-	__u32 backend_id;
-	__u32 flags;
-	__u32 srtt_min_us;
-	__u32 srtt_max_us;
-	__u32 connect_us;
-	__u32 _pad1;
-	__u64 start_ns;
-	__u64 last_report_ns;
-	__u64 reported_sent;
-	__u64 reported_received;
-	__u32 reported_retrans;
-	__u32 reports;
-	struct bpf_spin_lock lock;
-	__u32 _pad2;
+	struct mesh_sock base; /* this release's layout, as it is */
 	/* appended by the newer release */
 	__u64 appended_a;
 	__u64 appended_b;
@@ -55,21 +37,21 @@ int sock_next_ops(struct bpf_sock_ops *skops)
 	if (!st)
 		return 1;
 	now = bpf_ktime_get_ns();
-	st->start_ns = now;
+	st->base.start_ns = now;
 	st->appended_a = 0xa5a5a5a5a5a5a5a5ULL;
 	if (skops->op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
-		st->vip[2] = bpf_htonl(0xffff);
-		st->vip[3] = bpf_htonl(0x7f4d0062); /* 127.77.0.98 */
-		st->vport = 80;
-		st->svc_id = 78;
-		st->backend_id = 8;
-		st->flags = SOCK_SERVICE | SOCK_CLIENT | SOCK_TRACKED;
-		st->last_report_ns = now;     /* never reported */
+		st->base.vip[2] = bpf_htonl(0xffff);
+		st->base.vip[3] = bpf_htonl(0x7f4d0062); /* 127.77.0.98 */
+		st->base.vport = 80;
+		st->base.svc_id = 78;
+		st->base.backend_id = 8;
+		st->base.flags = SOCK_SERVICE | SOCK_CLIENT | SOCK_TRACKED;
+		st->base.last_report_ns = now;     /* never reported */
 	} else {
-		st->flags = SOCK_TRACKED;
-		st->last_report_ns = now + 1; /* an interim record went out, with 3000 bytes received */
-		st->reported_received = 3000;
-		st->reports = 1;
+		st->base.flags = SOCK_TRACKED;
+		st->base.last_report_ns = now + 1; /* an interim record went out, with 3000 bytes received */
+		st->base.reported_received = 3000;
+		st->base.reports = 1;
 	}
 	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
 	return 1;
