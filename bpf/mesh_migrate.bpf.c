@@ -37,7 +37,7 @@ static __always_inline void from_v1(struct mesh_sock *st, const struct mesh_sock
 	st->vport = old->vport;
 	st->svc_id = old->svc_id;
 	st->backend_id = old->backend_id;
-	st->flags = old->flags & (SOCK_SERVICE | SOCK_CLIENT | SOCK_TRACKED | SOCK_CLOSED | SOCK_RTT_SEEN);
+	st->flags = old->flags & SOCK_KNOWN;
 	st->srtt_min_us = old->srtt_min_us;
 	st->srtt_max_us = old->srtt_max_us;
 	st->connect_us = old->connect_us;
@@ -57,26 +57,32 @@ static __always_inline void from_v1(struct mesh_sock *st, const struct mesh_sock
  * A newer release's socket state, met when an agent is rolled back onto its
  * pins: that layout starts with ours (fields are only appended, mesh_sock.h),
  * so the part we know is taken as it is - all but the lock, which the new
- * storage starts unlocked. Reads sizeof(struct mesh_sock) bytes of the old
- * value: the kernel attaches this iterator only to a map whose values are at
- * least that long.
+ * storage starts unlocked - and only the flags we know. Reads the bytes of
+ * the old value before the lock: the kernel attaches this iterator only to a
+ * map whose values are at least that long.
  */
 static __always_inline void from_newer(struct mesh_sock *st, const struct mesh_sock *old)
 {
-	__builtin_memcpy(st->vip, old->vip, sizeof(st->vip));
-	st->vport = old->vport;
-	st->svc_id = old->svc_id;
-	st->backend_id = old->backend_id;
-	st->flags = old->flags & (SOCK_SERVICE | SOCK_CLIENT | SOCK_TRACKED | SOCK_CLOSED | SOCK_RTT_SEEN);
-	st->srtt_min_us = old->srtt_min_us;
-	st->srtt_max_us = old->srtt_max_us;
-	st->connect_us = old->connect_us;
-	st->start_ns = old->start_ns;
-	st->last_report_ns = old->last_report_ns;
-	st->reported_sent = old->reported_sent;
-	st->reported_received = old->reported_received;
-	st->reported_retrans = old->reported_retrans;
-	st->reports = old->reports;
+	__builtin_memcpy(st, old, offsetof(struct mesh_sock, lock));
+	st->flags &= SOCK_KNOWN;
+}
+
+/*
+ * The new map's state for a socket the iterator is at, made for it; NULL if
+ * the new programs already track the socket (one made since the swap).
+ */
+static __always_inline struct mesh_sock *carry_to(struct sock *sk)
+{
+	if (bpf_sk_storage_get(&sock_info, sk, 0, 0))
+		return NULL;
+	return bpf_sk_storage_get(&sock_info, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+}
+
+/* One byte to the reader per socket carried over: its byte count is the count. */
+static __always_inline int carried(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	bpf_seq_write(ctx->meta->seq, "m", 1);
+	return 0;
 }
 
 SEC("iter/bpf_sk_storage_map")
@@ -86,16 +92,10 @@ int mesh_migrate_sock_newer(struct bpf_iter__bpf_sk_storage_map *ctx)
 	struct sock *sk = ctx->sk;
 	struct mesh_sock *st;
 
-	if (!sk || !old)
-		return 0;
-	if (bpf_sk_storage_get(&sock_info, sk, 0, 0))
-		return 0;
-	st = bpf_sk_storage_get(&sock_info, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st)
+	if (!sk || !old || !(st = carry_to(sk)))
 		return 0;
 	from_newer(st, old);
-	bpf_seq_write(ctx->meta->seq, "m", 1);
-	return 0;
+	return carried(ctx);
 }
 
 SEC("iter/bpf_sk_storage_map")
@@ -105,15 +105,8 @@ int mesh_migrate_sock_v1(struct bpf_iter__bpf_sk_storage_map *ctx)
 	struct sock *sk = ctx->sk;
 	struct mesh_sock *st;
 
-	if (!sk || !old)
-		return 0;
-	/* Already tracked by the new programs (a socket made since the swap). */
-	if (bpf_sk_storage_get(&sock_info, sk, 0, 0))
-		return 0;
-	st = bpf_sk_storage_get(&sock_info, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st)
+	if (!sk || !old || !(st = carry_to(sk)))
 		return 0;
 	from_v1(st, old, sk);
-	bpf_seq_write(ctx->meta->seq, "m", 1);
-	return 0;
+	return carried(ctx);
 }

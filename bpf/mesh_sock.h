@@ -18,6 +18,8 @@
 #define SOCK_TRACKED   (1u << 2) /* sockops callbacks enabled */
 #define SOCK_CLOSED    (1u << 3) /* close record sent: report once */
 #define SOCK_RTT_SEEN  (1u << 4)
+/* The flags this release knows: what a migration keeps of another release's. */
+#define SOCK_KNOWN     (SOCK_SERVICE | SOCK_CLIENT | SOCK_TRACKED | SOCK_CLOSED | SOCK_RTT_SEEN)
 
 /* The socket storage map, one definition for the mesh, its migrations and the tests' old layouts. */
 #define MESH_SOCK_STORAGE(name, value_type)                 \

@@ -10,7 +10,6 @@ Napi::Function Link::Init(Napi::Env env) {
     InstanceMethod("info", &Link::Info),
     InstanceMethod("detach", &Link::Detach),
     InstanceMethod("update", &Link::Update),
-    InstanceMethod("readIter", &Link::ReadIter),
   };
   // Not BaseMethods: pin must refuse map attachments, so it is PinLink here.
   props.push_back(InstanceMethod("close", &Link::Close));
@@ -92,30 +91,6 @@ Napi::Value Link::Update(const Napi::CallbackInfo& info) {
   if (targetFd_ >= 0) ThrowErrno(env, EOPNOTSUPP, "update a map attachment");
   if (bpf_link_update(fd, prog, nullptr) < 0) ThrowErrno(env, errno, "link update");
   return env.Undefined();
-}
-
-// readIter() -> bytes the iterator program wrote. Runs an iterator link once,
-// to the end: each read() walks more elements until the kernel returns 0.
-Napi::Value Link::ReadIter(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = RequireFd(env, "run iterator");
-  int it = bpf_iter_create(fd);
-  if (it < 0) ThrowErrno(env, errno, "create iterator");
-  char buf[4096];
-  double total = 0;
-  for (;;) {
-    ssize_t n = read(it, buf, sizeof(buf));
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      int err = errno;
-      ::close(it);
-      ThrowErrno(env, err, "read iterator");
-    }
-    total += static_cast<double>(n);
-  }
-  ::close(it);
-  return Napi::Number::New(env, total);
 }
 
 Napi::Value Link::PinLink(const Napi::CallbackInfo& info) {

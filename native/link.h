@@ -18,7 +18,6 @@ class Link : public FdHandle<Link> {
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value Update(const Napi::CallbackInfo& info);
-  Napi::Value ReadIter(const Napi::CallbackInfo& info);
   Napi::Value PinLink(const Napi::CallbackInfo& info);
 
   int targetFd_ = -1;  // prog_attach mode: the map

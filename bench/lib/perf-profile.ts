@@ -181,10 +181,6 @@ export class PerfRecording {
     this.done = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
   }
 
-  get pid(): number | undefined {
-    return this.child.pid;
-  }
-
   async samples(): Promise<PerfSample[]> {
     const code = await this.done;
     if (code !== 0) throw new Error(`perf record exited ${code}: ${this.stderr.trim()}`);

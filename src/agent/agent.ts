@@ -32,7 +32,6 @@ import { LoadedMesh, loadMeshOffThread } from './load-mesh';
 import type { Logger } from './log';
 import type { AgentStatus, AgentView, BackendView, ConnectionFilter, NamedRecord, ServiceView } from './view';
 
-
 export interface AgentOptions {
   settings: AgentSettings;
   meshFile: string;
@@ -492,18 +491,18 @@ export class Agent implements AgentView {
   }
 
   connections(filter: ConnectionFilter): NamedRecord[] {
-    const out: NamedRecord[] = [];
-    for (const rec of this.aggregator.recent()) {
-      const labels = this.aggregator.labelsOf(rec);
-      if (labelsMatch(labels, filter)) out.push({ ...rec, labels });
-    }
-    return out;
+    return this.named(this.aggregator.recent(), filter);
   }
 
   openConnections(filter: ConnectionFilter): NamedRecord[] {
     // An open connection reports every interval: three missed mean its close record was lost.
+    return this.named(this.aggregator.open(Date.now() - 3 * this.settings.reportIntervalMs), filter);
+  }
+
+  /** The records the filter takes, each with the names of its ids. */
+  private named(records: readonly ConnectionRecord[], filter: ConnectionFilter): NamedRecord[] {
     const out: NamedRecord[] = [];
-    for (const rec of this.aggregator.open(Date.now() - 3 * this.settings.reportIntervalMs)) {
+    for (const rec of records) {
       const labels = this.aggregator.labelsOf(rec);
       if (labelsMatch(labels, filter)) out.push({ ...rec, labels });
     }

@@ -64,8 +64,14 @@ export class Link {
 
   /** Runs an iterator link over all its elements; returns the bytes its program wrote. */
   runIterator(): number {
-    const h = this.live('run iterator');
-    return call(() => h.readIter());
+    const walk = this.walkIterator();
+    try {
+      let total = 0;
+      for (let n = walk.read(4096); n > 0; n = walk.read(4096)) total += n;
+      return total;
+    } finally {
+      walk.close();
+    }
   }
 
   /** Starts a walk of an iterator link to be read in parts (IteratorWalk.read); close it when done. */

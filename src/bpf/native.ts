@@ -110,7 +110,6 @@ export interface NativeLink extends NativeFdHandle {
   info(): NativeLinkInfo;
   detach(): void;
   update(progFd: number): void;
-  readIter(): number;
 }
 
 /** One walk of an iterator link, read in parts. */

@@ -315,9 +315,9 @@ export class Dataplane {
    * than the report interval (interim records on the ring buffer). Returns
    * how many tracked connections are open: each run counts them.
    *
-   * A busy node has more open connections than the ring holds. With `drain`
-   * (the ring's reader, on this thread) a run is read in parts of half a
-   * ring of records, drained after each, so it never fills the ring. A run
+   * A busy node has more open connections than the ring holds. A run is
+   * read in parts of half a ring of records and, with `drain` (the ring's
+   * reader, on this thread), drained after each, so it never fills the ring. A run
    * also stops writing at 3/4 of the ring (close records from sockops fill
    * it too) and leaves the rest due: then, with `drain`, it is made again
    * while each run leaves less than the one before, at most MAX_REPORT_RUNS;
@@ -328,13 +328,11 @@ export class Dataplane {
     const zero = Buffer.alloc(this.maps.counters.valueBytes);
     let open = 0;
     let left = Infinity;
-    this.reportRuns = 0;
     for (let run = 0; run < MAX_REPORT_RUNS; run++) {
       this.maps.counters.update(counterKey(MeshCounter.OPEN), zero);
       this.maps.counters.update(counterKey(MeshCounter.REPORTS_DEFERRED), zero);
-      this.reportRuns++;
-      if (drain) this.walkReports(drain);
-      else this.reporter.runIterator();
+      this.reportRuns = run + 1;
+      this.walkReports(drain);
       open = this.counter(MeshCounter.OPEN);
       const deferred = this.counter(MeshCounter.REPORTS_DEFERRED);
       if (deferred === 0 || !drain || deferred >= left) break;
@@ -348,13 +346,13 @@ export class Dataplane {
   reportRuns = 0;
 
   /** One run of the report iterator, read in parts of half a ring of records (the program writes a byte per record), drained after each. */
-  private walkReports(drain: () => void): void {
+  private walkReports(drain: (() => void) | undefined): void {
     // A record's footprint in the ring: its 8-byte header and the record, 8-byte aligned (MESH_REC_FOOTPRINT).
     const footprint = Math.ceil((MeshConnEvent.size + 8) / 8) * 8;
     const part = Math.max(1, Math.min(16_384, Math.floor(this.maps.events.info.maxEntries / 2 / footprint)));
     const walk = this.reporter.walkIterator();
     try {
-      while (walk.read(part) > 0) drain();
+      while (walk.read(part) > 0) drain?.();
     } finally {
       walk.close();
     }

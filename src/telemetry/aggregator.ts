@@ -188,12 +188,12 @@ export class Aggregator {
         else if (rec.closeCause === 'rst_received') edge.resetsReceived++;
         else if (rec.closeCause === 'timeout') edge.timeouts++;
         this.remember(rec);
-        this.openByCookie.delete(rec.cookie);
+        this.forgetOpen(rec);
         break;
       case 'connect_failed':
         edge.failed++;
         this.remember(rec);
-        this.openByCookie.delete(rec.cookie);
+        this.forgetOpen(rec);
         break;
     }
     for (const l of this.listeners) l(rec, edge);
@@ -226,6 +226,11 @@ export class Aggregator {
       else out.push(o.rec);
     }
     return out;
+  }
+
+  /** A connection's first record (every short one's close) cannot have been reported open: no map work on the hot path. */
+  private forgetOpen(rec: ConnectionRecord): void {
+    if (!rec.first) this.openByCookie.delete(rec.cookie);
   }
 
   private rememberOpen(rec: ConnectionRecord, nowMs: number): void {

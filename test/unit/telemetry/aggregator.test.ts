@@ -143,9 +143,10 @@ test('open connections: each one\'s latest interim record until its close; stale
   agg.ingest(interim(101n, 1), 1000);
   agg.ingest(interim(100n, 2), 2000); // reported again: its latest record, now the most recent
   assert.deepEqual(agg.open(0).map((r) => [r.cookie, r.bytesSent]), [[101n, 1], [100n, 2]]);
-  agg.ingest(close({ side: 'client', cookie: 101n } as Partial<Connection> & { side: 'client' }), 2100);
+  // A later record of a connection reported before: not its first.
+  agg.ingest(after(conn({ side: 'client', cookie: 101n } as Partial<Connection> & { side: 'client' }), { bytesSent: 1, bytesReceived: 20, retransmits: 0 }), 2100);
   assert.deepEqual(agg.open(0).map((r) => r.cookie), [100n], 'closed: no longer open');
-  agg.ingest(whole(conn({ side: 'client', cookie: 100n, kind: 'connect_failed', error: 111 } as Partial<Connection> & { side: 'client' })), 2200);
+  agg.ingest(after(conn({ side: 'client', cookie: 100n, kind: 'connect_failed', error: 111 } as Partial<Connection> & { side: 'client' }), { bytesSent: 2, bytesReceived: 20, retransmits: 0 }), 2200);
   assert.deepEqual(agg.open(0), []);
   for (const c of [1n, 2n, 3n, 4n]) agg.ingest(interim(c, 1), 3000);
   assert.deepEqual(agg.open(0).map((r) => r.cookie), [2n, 3n, 4n], 'bounded: the least recently reported goes first');
