@@ -202,10 +202,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     }
 
     await new Promise<void>((resolve) => {
-      const timer = opts.durationS > 0 ? setTimeout(resolve, opts.durationS * 1000) : undefined;
-      const view = opts.output === 'table'
-        ? setInterval(() => process.stdout.write(`\n${new Date().toISOString()}\n${renderEdges('table', agent!.edges().filter((e) => e.labels.side === 'client' && e.labels.service))}`), 2000)
-        : undefined;
+      // The duration ends the demo the way Ctrl-C does: the live view must
+      // stop with it, or its timer keeps the process (and its output) going.
       const stop = (): void => {
         clearTimeout(timer);
         clearInterval(view);
@@ -213,9 +211,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
         process.off('SIGTERM', stop);
         resolve();
       };
+      const timer = opts.durationS > 0 ? setTimeout(stop, opts.durationS * 1000) : undefined;
+      const view = opts.output === 'table'
+        ? setInterval(() => process.stdout.write(`\n${new Date().toISOString()}\n${renderEdges('table', agent!.edges().filter((e) => e.labels.side === 'client' && e.labels.service))}`), 2000)
+        : undefined;
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
-      if (timer) timer.unref?.();
     });
     const edges = agent.edges().map((e) => ({ ...e.labels, opened: e.opened, failed: e.failed, bytesSent: e.bytesSent, bytesReceived: e.bytesReceived }));
     return { edges, records: agent.aggregator.records, removed: await teardown(children, agent, log) };

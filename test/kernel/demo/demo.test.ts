@@ -76,3 +76,22 @@ test('sockmesh demo that fails half-way (metrics port taken) removes everything 
   assert.deepEqual(await waitForNoLeftovers(before), []);
   assert.equal(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), netnsBefore);
 });
+
+test('sockmesh demo --duration with the live table stops on time and prints nothing after stopping', { timeout: 60_000 }, async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  // Before the fix the live view's timer outlived the duration: the demo tore
+  // everything down and kept printing stale tables, never exiting.
+  const cli = path.join(repoRoot, 'dist/src/cli/main.js');
+  // SIGKILL, not SIGINT: the demo's own Ctrl-C handler would end the hang
+  // this test is about and let it pass.
+  const r = spawnSync(process.execPath, [cli, 'demo', '--duration', '3', '--metrics-address', '127.0.0.1:0'],
+    { encoding: 'utf8', timeout: 45_000, killSignal: 'SIGKILL' });
+  if (r.signal) spawnSync(process.execPath, [cli, 'demo', '--cleanup'], { stdio: 'ignore' });
+  assert.equal(r.signal, null, `the demo did not stop by itself: stdout ends ${JSON.stringify(r.stdout.slice(-300))}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /sockmesh demo running/);
+  assert.match(r.stdout, /WORKLOAD\s+SERVICE\s+BACKEND/, 'the live table was shown');
+  assert.match(r.stdout, /\ndemo stopped; removed \d+ things it made\.\n$/, 'nothing printed after stopping');
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
