@@ -28,7 +28,22 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * The reader of our output went away (`sockmesh connections | head`): stop
+ * the way a pipe's writer does instead of dying on an unhandled EPIPE with a
+ * stack trace. Through SIGTERM, so the agent and the demo stop by their own
+ * handlers (and clean up); the other commands have none and simply end.
+ */
+export function stopOnClosedStdout(stream: NodeJS.WriteStream = process.stdout): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    stream.destroy();
+    process.kill(process.pid, 'SIGTERM');
+  });
+}
+
 if (require.main === module) {
+  stopOnClosedStdout();
   buildProgram().parseAsync(process.argv).catch((err: unknown) => {
     // Usage errors exit inside commander; this is everything else.
     process.stderr.write(`sockmesh: ${err instanceof Error ? err.message : String(err)}\n`);
