@@ -79,7 +79,8 @@ export class WorkloadCgroups<W> {
     this.keepGoneMs = opts.keepGoneMs ?? 120_000;
     this.now = opts.now ?? Date.now;
     this.watchDir = opts.watch ?? watchRenames;
-    this.scan();
+    // No walk yet: the agent follows right after compiling, and that walk
+    // (which also sets the watches) is the first; otherwise the first lookup walks.
   }
 
   /** The workload holding cgroup `id`, or undefined (outside every workload, or gone for longer than keepGoneMs). */
@@ -90,6 +91,7 @@ export class WorkloadCgroups<W> {
       return undefined; // gone long ago: no walk will find it
     }
     if (e !== undefined || this.ordered.length === 0 || this.outside.has(id)) return e?.workload;
+    // Unknown: a cgroup made since the last walk (or none was made yet).
     this.scan();
     const found = this.byId.get(id);
     if (found === undefined) {

@@ -43,6 +43,7 @@ test('a cgroup that appears later is found by the lookup that meets it; an id ou
   const { root, mk } = tree(t);
   mk('w');
   const idx = new WorkloadCgroups(root, [{ cgroup: 'w', workload: 'w' }, { cgroup: 'late', workload: 'late' }]);
+  assert.equal(idx.lookup(mk('w/before')), 'w', 'the first lookup walks');
   assert.equal(idx.scans, 1);
   const first = mk('w/new-1');
   const second = mk('late/worker');
@@ -59,7 +60,7 @@ test('without workloads nothing is scanned and every id is unknown', (t) => {
   const { root, mk } = tree(t);
   const idx = new WorkloadCgroups(root, []);
   assert.equal(idx.lookup(mk('x')), undefined);
-  assert.equal(idx.scans, 1, 'no walk for a lookup when no workload has a cgroup');
+  assert.equal(idx.scans, 0, 'no walk for a lookup when no workload has a cgroup');
 });
 
 /** inotify reports asynchronously: polls until the index has caught up. */
@@ -77,7 +78,9 @@ test('followed: a cgroup made and removed before any lookup is still its workloa
   let clock = 1_000_000;
   const idx = new WorkloadCgroups(root, [{ cgroup: 'w', workload: 'w' }], { keepGoneMs: 60_000, now: () => clock });
   t.after(() => idx.close());
+  assert.equal(idx.scans, 0, 'made without a walk');
   idx.follow();
+  assert.equal(idx.scans, 1, 'follow() walks once, setting its watches on the way');
   assert.equal(idx.followed, 1);
   const job = mk('w/job');
   const step = mk('w/job/step');
