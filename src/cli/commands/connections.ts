@@ -22,14 +22,13 @@ function parseFlags(raw: Record<string, unknown>): ConnectionsFlags {
 
 /**
  * Recent records first, then new ones as they come, until the agent goes
- * away (exit 1) or the reader does (Ctrl-C, a closed pipe: exit 0).
+ * away (exit 1) or the reader does (Ctrl-C, or a closed pipe, which main.ts
+ * turns into SIGTERM: exit 0).
  */
 async function follow(client: ApiClient, flags: ConnectionsFlags): Promise<void> {
   const out = new ConnectionStream(flags.output);
   const replay: NamedRecord[] = [];
   let live = false;
-  // `| head` closes the pipe: stop quietly instead of dying on EPIPE.
-  process.stdout.on('error', () => client.close());
   const stream = await client.follow(
     flags.filter,
     (rec) => {

@@ -36,7 +36,7 @@ function watchSeconds(raw: unknown): number | undefined {
   return s;
 }
 
-/** The list again every `seconds`, each under the time it was read, until Ctrl-C or the agent goes away. */
+/** The list again every `seconds`, each under the time it was read, until Ctrl-C (or a closed pipe: SIGTERM from main.ts) or the agent goes away. */
 async function watch(client: ApiClient, flags: EdgeFilter & { output: Parameters<typeof renderEdges>[0] }, seconds: number): Promise<void> {
   let stopped = false;
   let wake: (() => void) | undefined;
@@ -44,7 +44,6 @@ async function watch(client: ApiClient, flags: EdgeFilter & { output: Parameters
     stopped = true;
     wake?.();
   };
-  process.stdout.on('error', stop); // `| head` closed the pipe
   await untilInterrupted(stop, async () => {
     while (!stopped) {
       const edges = (await client.edges()).filter((e) => wanted(e, flags));
