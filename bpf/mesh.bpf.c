@@ -326,19 +326,38 @@ int mesh_getpeername6(struct bpf_sock_addr *ctx)
 
 /* ---- telemetry ---------------------------------------------------------- */
 
-/* The socket's own cgroup: sockops often runs in softirq, where the current
- * task's cgroup is someone else's. tp is a BTF pointer: plain loads, which the
- * verifier turns into fault-safe ones, instead of three bpf_probe_read calls. */
-static __always_inline __u64 sock_cgroup_id(struct tcp_sock *tp)
+/* Before 6.15 the kernfs parent link was `parent`; it is `__parent` since. */
+struct kernfs_node___old {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
 {
+	if (bpf_core_field_exists(kn->__parent))
+		return kn->__parent;
+	return ((struct kernfs_node___old *)kn)->parent;
+}
+
+/* The socket's own cgroup and the two above it: sockops often runs in
+ * softirq, where the current task's cgroup is someone else's. tp is a BTF
+ * pointer: plain loads, which the verifier turns into fault-safe ones,
+ * instead of bpf_probe_read calls. A cgroup's id is its kernfs node's. */
+static __always_inline void sock_cgroup_ids(struct tcp_sock *tp, struct mesh_conn_event *e)
+{
+	struct kernfs_node *kn;
 	struct cgroup *cg;
 
 	if (!tp)
-		return 0;
+		return;
 	cg = tp->inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup;
-	if (!cg || !cg->kn)
-		return 0;
-	return cg->kn->id;
+	if (!cg || !(kn = cg->kn))
+		return;
+	e->cgroup_id = kn->id;
+	if (!(kn = kn_parent(kn)))
+		return;
+	e->cgroup_parent_id = kn->id;
+	if ((kn = kn_parent(kn)))
+		e->cgroup_grandparent_id = kn->id;
 }
 
 static __always_inline struct mesh_sock *track(struct bpf_sock_ops *skops, __u32 flags)
@@ -466,7 +485,7 @@ static __always_inline void fill_state(struct mesh_conn_event *e, struct mesh_so
 static __always_inline int fill_record(struct mesh_conn_event *e, struct tcp_sock *tp, struct mesh_sock *st,
 				       __u32 state, __u64 now, __u8 kind)
 {
-	e->cgroup_id = sock_cgroup_id(tp);
+	sock_cgroup_ids(tp, e);
 	payload_totals(tp, state, !!(st->flags & SOCK_CLIENT), &e->bytes_sent, &e->bytes_received, &e->retransmits);
 	fill_endpoints_sk(e, &tp->inet_conn.icsk_inet.sk);
 	fill_state(e, st, tp->srtt_us >> 3, now, kind);

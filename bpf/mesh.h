@@ -139,6 +139,12 @@ struct mesh_conn_event {
 	__u8  close_cause;    /* enum mesh_close_cause */
 	__u8  flags;          /* MESH_REC_* */
 	__u32 prior_retransmits;
+	/* Appended in 0.3. The parent and grandparent of the socket's cgroup (0:
+	 * none): a container's cgroup can be made and removed before the agent
+	 * learns its id (a Job, a crash loop, an agent busy or stopped), and its
+	 * pod's cgroup, which outlives it, still names the workload. */
+	__u64 cgroup_parent_id;
+	__u64 cgroup_grandparent_id;
 };
 
 /* Indices of the per-CPU `counters` array. */

@@ -188,7 +188,7 @@ export class Agent implements AgentView {
       }
     }
 
-    // Zero-copy: a connection record is 160 bytes, and reading it in place
+    // Zero-copy: a connection record is 176 bytes, and reading it in place
     // beats copying it out (bench/ringbuf: 1.6x at 128-byte records). The
     // programs submit with BPF_RB_NO_WAKEUP and wake us only once a quarter of
     // the ring waits, so the ring is drained every 100 ms or at that mark.

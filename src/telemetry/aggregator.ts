@@ -121,7 +121,7 @@ export class Aggregator {
         serviceId = d.backends.get(backendId)?.serviceId ?? 0;
       }
     }
-    return { side: rec.side, workload: d.workload(rec.cgroupId), service: d.service(serviceId), backend: d.backend(backendId) };
+    return { side: rec.side, workload: d.workload(rec.cgroupId, rec.cgroupParentId, rec.cgroupGrandparentId), service: d.service(serviceId), backend: d.backend(backendId) };
   }
 
   private edgeOf(rec: ConnectionRecord): Edge {

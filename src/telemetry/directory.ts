@@ -37,9 +37,19 @@ export class Directory {
     this.fallback = fn;
   }
 
-  workload(cgroupId: number): string {
-    const w = this.workloads.get(cgroupId) ?? this.fallback?.(cgroupId);
+  /**
+   * The workload of a socket's cgroup; failing that, of the cgroup above it,
+   * then the one above that (0: none): a container's cgroup may be gone
+   * before its id was learnt, while its pod's is still there.
+   */
+  workload(cgroupId: number, parentId = 0, grandparentId = 0): string {
+    const w = this.workloadOf(cgroupId) ?? (parentId ? this.workloadOf(parentId) : undefined) ??
+      (grandparentId ? this.workloadOf(grandparentId) : undefined);
     return w ? `${w.namespace}/${w.name}` : Directory.UNKNOWN;
+  }
+
+  private workloadOf(cgroupId: number): WorkloadName | undefined {
+    return this.workloads.get(cgroupId) ?? this.fallback?.(cgroupId);
   }
 
   service(id: number): string {

@@ -2,7 +2,7 @@
  * A connection record as the agent uses it, decoded once from the kernel's
  * mesh_conn_event (src/bpf/layouts/mesh.ts). Kinds are a discriminated union.
  */
-import { MeshConnEvent, MeshConnEventV1, MESH_CLOSE_CAUSES, CloseCause, MeshEventKind, MESH_REC_FIRST } from '../bpf/layouts/mesh';
+import { MeshConnEvent, MeshConnEventV1, MESH_CLOSE_CAUSES, CloseCause, MeshEventKind, MESH_REC_FIRST, MESH_CONN_EVENT_V2_SIZE } from '../bpf/layouts/mesh';
 import { formatAddr } from '../dataplane/addr';
 
 interface RecordBase {
@@ -44,7 +44,18 @@ export interface RecordCounts {
   newRetransmits: number;
 }
 
-export type ConnectionRecord = Connection & RecordCounts;
+/**
+ * The ids of the two cgroups above the socket's (0 or absent: none, or a
+ * record of release 0.2): they name the workload of a container cgroup gone
+ * before the agent learnt its id. Attribution only: not part of a connection
+ * as shown. decodeRecord always sets both.
+ */
+export interface RecordAncestry {
+  cgroupParentId?: number;
+  cgroupGrandparentId?: number;
+}
+
+export type ConnectionRecord = Connection & RecordCounts & RecordAncestry;
 
 /** Whether a record counts its connection as opened: the first one, unless the connect failed. */
 export function opens(rec: ConnectionRecord): boolean {
@@ -122,18 +133,30 @@ function fromV1(buf: Buffer, off: number): Buffer {
   return v1Scratch;
 }
 
+/** A shorter record of release 0.2 on (a prefix of ours: fields are only appended), the rest zero. */
+const prefixScratch = Buffer.alloc(MeshConnEvent.size);
+
+function fromPrefix(buf: Buffer, off: number, len: number): Buffer {
+  buf.copy(prefixScratch, 0, off, off + len);
+  prefixScratch.fill(0, len);
+  return prefixScratch;
+}
+
 /**
  * Decodes one record; a malformed one (wrong size, unknown kind) throws
- * RecordDecodeError. A longer record comes from a newer release's programs,
- * which this agent runs on after a rollback: fields are only appended
- * (bpf/mesh.h), so its first MeshConnEvent.size bytes are a record of ours.
+ * RecordDecodeError. Records of other releases meet this agent in the pinned
+ * ring after an upgrade or a rollback. From 0.2 on, fields are only appended
+ * (bpf/mesh.h): a shorter record is the first part of ours (the fields it
+ * lacks read as 0), and a longer one, a newer release's, starts with ours.
  */
 export function decodeRecord(buf: Buffer, off: number, len: number): ConnectionRecord {
   if (len !== MeshConnEvent.size) {
     if (len === MeshConnEventV1.size) return decodeRecord(fromV1(buf, off), 0, MeshConnEvent.size);
-    if (len < MeshConnEvent.size || len % 8 !== 0) {
-      throw new RecordDecodeError(`record of ${len} bytes, expected ${MeshConnEvent.size} (or ${MeshConnEventV1.size} from release 0.1, or more from a newer one)`);
+    if (len < MESH_CONN_EVENT_V2_SIZE || len % 8 !== 0) {
+      throw new RecordDecodeError(`record of ${len} bytes, expected ${MeshConnEvent.size} (or ${MeshConnEventV1.size} from release 0.1, ` +
+        `${MESH_CONN_EVENT_V2_SIZE} or more from a later one)`);
     }
+    if (len < MeshConnEvent.size) return decodeRecord(fromPrefix(buf, off, len), 0, MeshConnEvent.size);
   }
   const e = view.at(buf, off);
   const kind = e.kind;
@@ -141,9 +164,11 @@ export function decodeRecord(buf: Buffer, off: number, len: number): ConnectionR
   const sent = e.bytes_sent;
   const received = e.bytes_received;
   const retrans = e.retransmits;
-  const base: RecordBase & RecordCounts = {
+  const base: RecordBase & RecordCounts & RecordAncestry = {
     cookie: e.cookie,
     cgroupId: e.cgroup_id,
+    cgroupParentId: e.cgroup_parent_id,
+    cgroupGrandparentId: e.cgroup_grandparent_id,
     side: e.client ? 'client' : 'server',
     family: e.family === AF_INET6 ? 6 : 4,
     local: { address: addrAt(buf, off + O.saddr), port: e.sport },
@@ -167,19 +192,19 @@ export function decodeRecord(buf: Buffer, off: number, len: number): ConnectionR
     case MeshEventKind.CLOSE: {
       const cause = MESH_CLOSE_CAUSES[e.close_cause];
       if (!cause || cause === 'none') throw new RecordDecodeError(`close record with cause ${e.close_cause}`);
-      const r = base as RecordBase & RecordCounts & { kind: 'close'; closeCause: typeof cause; error: number };
+      const r = base as RecordBase & RecordCounts & RecordAncestry & { kind: 'close'; closeCause: typeof cause; error: number };
       r.kind = 'close';
       r.closeCause = cause;
       r.error = e.error;
       return r;
     }
     case MeshEventKind.INTERIM: {
-      const r = base as RecordBase & RecordCounts & { kind: 'interim' };
+      const r = base as RecordBase & RecordCounts & RecordAncestry & { kind: 'interim' };
       r.kind = 'interim';
       return r;
     }
     case MeshEventKind.CONNECT_FAILED: {
-      const r = base as RecordBase & RecordCounts & { kind: 'connect_failed'; error: number };
+      const r = base as RecordBase & RecordCounts & RecordAncestry & { kind: 'connect_failed'; error: number };
       r.kind = 'connect_failed';
       r.error = e.error;
       return r;

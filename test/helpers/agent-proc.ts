@@ -48,6 +48,11 @@ export class AgentProc {
     return l;
   }
 
+  /** Stops (SIGSTOP) or continues (SIGCONT) the agent's process, by PID: its programs run on meanwhile. */
+  freeze(stopped: boolean): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) process.kill(this.child.pid!, stopped ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   /** By PID, as the safety rules ask. */
   kill(signal: NodeJS.Signals): Promise<void> {
     return new Promise((resolve) => {

@@ -62,7 +62,12 @@ export const MeshConnEvent = struct('mesh_conn_event', {
   close_cause: 'u8',
   flags: 'u8',
   prior_retransmits: 'u32',
+  cgroup_parent_id: 'u64n',
+  cgroup_grandparent_id: 'u64n',
 });
+
+/** Size of the record of release 0.2, the first whose later releases only append fields: a prefix of MeshConnEvent. */
+export const MESH_CONN_EVENT_V2_SIZE = 160;
 
 /** The record release 0.1 wrote (bpf/mesh_legacy.h): an upgraded agent still reads those left in the ring. */
 export const MeshConnEventV1 = struct('mesh_conn_event_v1', {

@@ -191,6 +191,43 @@ test('a container whose cgroup is removed before the agent reads its records is 
   assert.deepEqual(await waitForNoLeftovers(before), []);
 });
 
+test('a container made, used and removed while the agent could not look is its pod\'s, by the cgroup above its own', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = await agentEnv(cleanup, 'stopped');
+    setWorkloads(env, ['pod']);
+    const pod = cleanup.add('pod cgroup', ScratchCgroup.create('pod', env.cg.path), (c) => c.remove());
+    const agent = AgentProc.start(env.args);
+    cleanup.defer('agent', () => agent.kill('SIGKILL'));
+    await agent.waitForLog('agent running');
+
+    // Following cgroups as they are made needs the agent's thread: stopped
+    // (as a busy one is, for less long), it learns of the container only
+    // once its cgroup is gone, and no id can be read from a removed cgroup.
+    // The records say which cgroups were above the socket's: the pod's.
+    agent.freeze(true);
+    cleanup.defer('agent continued', () => agent.freeze(false));
+    const ctr = ScratchCgroup.create('job', pod.path);
+    try {
+      const out = (await runInCgroup<ClientOut>(ctr.path, 'vip-client', ['tcp', '127.77.0.51', '80', '3', '1'], 30_000, env.ns.prefix())).messages[0]!;
+      assert.deepEqual(out.errors, {});
+    } finally {
+      ctr.remove();
+    }
+    agent.freeze(false);
+
+    const opened = await openedByWorkload(agent, 3);
+    assert.equal(opened.of('default/pod'), 3, opened.lines);
+    assert.equal(opened.of('unknown'), 0, opened.lines);
+    await agent.kill('SIGTERM');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
 test('a workload is its cgroup and everything below it, also when the cgroup appears after the mesh file was applied', async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();

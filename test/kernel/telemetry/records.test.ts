@@ -14,6 +14,7 @@ import { MappedRingReader } from '../../../src/bpf/mapped-ring';
 import { MeshCounter } from '../../../src/bpf/layouts/mesh';
 import { BPF_OUTPUT_DIR } from '../../../src/bpf/objects';
 import { desiredState } from '../../../src/dataplane/desired';
+import { cgroup2Root } from '../../../src/platform/cgroup';
 import { applyDesired } from '../../../src/dataplane/writer';
 import { decodeRecord, ConnectionRecord } from '../../../src/telemetry/record';
 import { collect, runInCgroup, spawnInCgroup } from '../../helpers/child';
@@ -67,7 +68,12 @@ test('bytes, connect latency and endpoints match what the client and server saw'
       assert.ok(cr.srttUs.min > 0 && cr.srttUs.min <= cr.srttUs.last && cr.srttUs.last <= cr.srttUs.max, JSON.stringify(cr.srttUs));
       assert.ok(cr.durationNs > 0);
       // The cgroup v2 id is the cgroup directory's inode number: the agent names workloads by it.
-      assert.equal(cr.cgroupId, Number(fs.statSync(env.cg.path, { bigint: true }).ino), 'the socket\'s own cgroup');
+      const ino = (dir: string): number => Number(fs.statSync(dir, { bigint: true }).ino);
+      assert.equal(cr.cgroupId, ino(env.cg.path), 'the socket\'s own cgroup');
+      // Above the cgroup v2 root (id 1) there is no cgroup: 0.
+      const above = (dir: string): number => (dir === cgroup2Root() ? 0 : ino(path.dirname(dir)));
+      assert.deepEqual([cr.cgroupParentId, cr.cgroupGrandparentId], [above(env.cg.path), above(path.dirname(env.cg.path))],
+        'and the two cgroups above it');
       const sr = records.find((r) => r.kind === 'close' && r.side === 'server' && r.remote.port === c.localPort);
       assert.ok(sr, `server record for peer ${c.localPort}`);
       assert.equal(sr.bytesSent, 543210);

@@ -60,6 +60,24 @@ test('server records without a VIP are attributed by their own endpoint, each en
   });
 });
 
+test('a record whose cgroup no one knows (a container already gone) is its parent\'s workload, else its grandparent\'s', () => {
+  const d = directory();
+  const asked: number[] = [];
+  d.setWorkloadFallback((id) => (asked.push(id), id === 13 ? { name: 'job', namespace: 'batch' } : undefined));
+  const agg = new Aggregator(d);
+  const rec = (cgroupId: number, cgroupParentId: number, cgroupGrandparentId: number): ConnectionRecord =>
+    ({ ...close({ side: 'client', cgroupId }), cgroupParentId, cgroupGrandparentId });
+  agg.ingest(rec(901, 11, 1));   // a removed container of the pod whose cgroup is web's
+  agg.ingest(rec(902, 903, 12)); // one level deeper below api's
+  agg.ingest(rec(904, 13, 12));  // the parent found by the fallback (the index), before the grandparent
+  agg.ingest(rec(12, 11, 1));    // a known cgroup is its own workload, whatever is above it
+  agg.ingest(rec(905, 906, 907));
+  agg.ingest(rec(908, 0, 0));    // a record of release 0.2: no ancestry
+  const edges = Object.fromEntries(agg.edges().map((e) => [e.key, e.closed]));
+  assert.deepEqual(edges, { 'client|shop/web||': 1, 'client|shop/api||': 2, 'client|batch/job||': 1, 'client|unknown||': 2 });
+  assert.ok(!asked.includes(0), 'no lookup for an absent ancestor');
+});
+
 test('a new directory re-resolves names: cached ids do not keep old names', () => {
   const agg = new Aggregator(directory());
   agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70 }));

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { MeshConnEvent, MeshConnEventV1, MESH_REC_FIRST } from '../../../src/bpf/layouts/mesh';
+import { MeshConnEvent, MeshConnEventV1, MESH_CONN_EVENT_V2_SIZE, MESH_REC_FIRST } from '../../../src/bpf/layouts/mesh';
 import { decodeRecord, RecordDecodeError } from '../../../src/telemetry/record';
 
 /** 10.0.0.5 as the kernel stores it: IPv4-mapped, network order. */
@@ -44,10 +44,23 @@ test('a record release 0.1 left in the ring decodes, counted as that release cou
 });
 
 test('a record of any other size is refused with the sizes it knows', () => {
-  for (const n of [152, 8, 164]) {
+  for (const n of [152, 8, 164, 180]) {
     assert.throws(() => decodeRecord(Buffer.alloc(n), 0, n), (err: unknown) =>
-      err instanceof RecordDecodeError && new RegExp(`record of ${n} bytes, expected 160 \\(or 144 from release 0\\.1, or more from a newer one\\)`).test(err.message));
+      err instanceof RecordDecodeError && new RegExp(`record of ${n} bytes, expected 176 \\(or 144 from release 0\\.1, 160 or more from a later one\\)`).test(err.message));
   }
+});
+
+test('a record names the two cgroups above its socket\'s; release 0.2\'s shorter record reads with them 0', () => {
+  const full = MeshConnEvent.encode({ ...FIELDS, flags: MESH_REC_FIRST, cgroup_parent_id: 1200, cgroup_grandparent_id: 1100 });
+  const r = decodeRecord(full, 0, full.length);
+  assert.deepEqual([r.cgroupId, r.cgroupParentId, r.cgroupGrandparentId], [1234, 1200, 1100]);
+  // What the 0.2 programs, still attached during an upgrade, leave in the ring: our record's first 160 bytes.
+  const { buf, off } = inRing(full.subarray(0, MESH_CONN_EVENT_V2_SIZE));
+  const old = decodeRecord(buf, off, MESH_CONN_EVENT_V2_SIZE);
+  assert.deepEqual(old, { ...r, cgroupParentId: 0, cgroupGrandparentId: 0 });
+  // The next full record decodes from the ring again, not from the scratch copy.
+  const next = MeshConnEvent.encode({ ...FIELDS, saddr: [0, 0, 0xffff0000, 0x0600000a], cgroup_parent_id: 7 });
+  assert.deepEqual([decodeRecord(next, 0, next.length).local.address, decodeRecord(next, 0, next.length).cgroupParentId], ['10.0.0.6', 7]);
 });
 
 test('a longer record (a newer release\'s programs, after a rollback) is read by the part this release knows', () => {
@@ -60,6 +73,6 @@ test('the record layout is the one this release writes (a change needs the previ
   // Records outlive the agent in the pinned ring: an upgraded agent must read
   // the previous release's. Changing mesh_conn_event means keeping the old one
   // in bpf/mesh_legacy.h, reading it in decodeRecord, then updating this size.
-  assert.equal(MeshConnEvent.size, 160, 'struct mesh_conn_event changed: keep the previous layout readable first');
+  assert.equal(MeshConnEvent.size, 176, 'struct mesh_conn_event changed: keep the previous layout readable first');
   assert.notEqual(MeshConnEventV1.size, MeshConnEvent.size, 'sizes tell the layouts apart');
 });
