@@ -170,8 +170,10 @@ const [oldVersion, newVersion] = [versionOf(`${dir}/skew-status.json`), versionO
 const thisVersion = JSON.parse(fs.readFileSync(`${root}/package.json`, 'utf8')).version;
 const checks = [
   ["this tree's CLI reads the old agent (status, services, connections)", fs.readFileSync(`${dir}/skew.rc`, 'utf8').trim() === '0', ''],
-  ['a method the old agent lacks (connections --open) is refused, saying why', fs.readFileSync(`${dir}/skew-open.rc`, 'utf8').trim() === 'refused' &&
-    /newer than the agent/.test(fs.readFileSync(`${dir}/skew-open.err`, 'utf8')), fs.readFileSync(`${dir}/skew-open.err`, 'utf8').trim().split('\n')[0]],
+  // 0.1 lacks ListOpenConnections (0.2 on answers it): a clear refusal, never a wrong answer.
+  ['connections --open against the old agent: answered, or refused saying why', fs.readFileSync(`${dir}/skew-open.rc`, 'utf8').trim() === 'answered' ||
+    /newer than the agent/.test(fs.readFileSync(`${dir}/skew-open.err`, 'utf8')),
+    fs.readFileSync(`${dir}/skew-open.rc`, 'utf8').trim() === 'answered' ? 'answered' : fs.readFileSync(`${dir}/skew-open.err`, 'utf8').trim().split('\n')[0]],
   ['status tells the two agents apart by version', !!oldVersion && newVersion === thisVersion && oldVersion !== newVersion, `old ${oldVersion}, new ${newVersion}`],
   ['no connect failed, through the upgrade and the rollback', Object.keys(client.errors).length === 0, JSON.stringify(client.errors)],
   ['short connections flowed', client.shortOk > 100, `${client.shortOk}`],
@@ -180,11 +182,15 @@ const checks = [
   ['the long-lived connection was reported closed, with its VIP and every byte', !!long && long.vip?.address === '127.77.0.200' && long.bytesSent === client.longBytes,
     long ? `${long.bytesSent}/${client.longBytes} bytes, vip ${long.vip?.address}` : 'no close record'],
 ];
-// After a rollback the old agent runs on this tree's programs and maps (it adopts them as they are);
-// a release before 0.2 cannot read their longer records - said, not failed: traffic is what must hold.
+// After a rollback the old agent runs on this tree's programs and maps (it adopts them as they are).
+// Records only grow from 0.2 on, so 0.2 and later must read this tree's; 0.1 cannot - said, not
+// failed: traffic is what must hold.
 const back = fs.readFileSync(`${dir}/back.log`, 'utf8');
+const backMalformed = back.includes('malformed telemetry record skipped');
+const readsLonger = !!oldVersion && !/^0\.[01]\./.test(oldVersion);
 checks.push(['the old agent runs again on this tree\'s pins (rollback)', fs.readFileSync(`${dir}/back.rc`, 'utf8').trim() === '0',
-  back.includes('malformed telemetry record skipped') ? "it cannot read this tree's records: telemetry stops until --uninstall and a fresh start" : 'it reads their records']);
+  backMalformed ? "it cannot read this tree's records: telemetry stops until --uninstall and a fresh start" : 'it reads their records']);
+if (readsLonger) checks.push([`the old agent (${oldVersion}) reads this tree's records after the rollback`, !backMalformed, '']);
 let ok = true;
 for (const [what, pass, detail] of checks) {
   console.log(`${pass ? 'ok  ' : 'FAIL'} ${what}${detail ? ` (${detail})` : ''}`);
