@@ -430,7 +430,7 @@ export class Agent implements AgentView {
       frontends: this.desired.reduce((a, s) => a + s.frontends.length, 0),
       records: this.aggregator.records,
       openConnections: this.openCount,
-      edges: { live: this.aggregator.edgeCount, expired: this.aggregator.expired, ttlMs: this.settings.edgeTtlMs },
+      edges: { live: this.aggregator.edgeCount, expired: this.aggregator.expired, ttlMs: this.settings.edgeTtlMs, unattributed: this.aggregator.unattributed },
       ringbuf: { records: st?.records ?? 0, dropped: this.dp?.counter(MeshCounter.EVENTS_DROPPED) ?? 0, decodeErrors: this.decodeErrors },
       ...(this.otlpStats ? { otlp: this.otlpStats() } : {}),
       ...(this.runStats && this.dp ? { bpfStats: { since: this.runStatsSince, programs: this.dp.programCosts().map((c) => ({ hook: c.name, runs: c.runs, runNs: c.ns })) } } : {}),

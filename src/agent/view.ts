@@ -33,10 +33,11 @@ export interface AgentStatus {
   openConnections: number;
   /**
    * Edges (side, workload, service, backend) the agent keeps now, and how
-   * many edgeTtl dropped; ttlMs 0: never. Absent from agents older than this
-   * field, which a newer CLI may be asked about.
+   * many edgeTtl dropped; ttlMs 0: never; unattributed: connections opened
+   * under workload "unknown" since the start (absent before 0.3). Absent from
+   * agents older than this field, which a newer CLI may be asked about.
    */
-  edges?: { live: number; expired: number; ttlMs: number };
+  edges?: { live: number; expired: number; ttlMs: number; unattributed?: number };
   ringbuf: { records: number; dropped: number; decodeErrors: number };
   otlp?: { endpoint: string; exported: number; failed: number; dropped: number };
   /** With bpfStats on: since when the kernel counts, and each hook's program runs and run time (ns). */

@@ -64,6 +64,11 @@ export class Fields {
     return Number.isSafeInteger(n) ? n : this.fail(key, 'a uint64 below 2^53', this.v[key]);
   }
 
+  /** proto3 `optional uint64`: absent when unset. */
+  optU64(key: string): number | undefined {
+    return this.has(key) ? this.u64(key) : undefined;
+  }
+
   /** uint64 kept whole (socket cookies). */
   u64n(key: string): bigint {
     const x = this.v[key];

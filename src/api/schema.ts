@@ -317,7 +317,11 @@ function statusFromWire(f: Fields): AgentStatus {
     status.otlp = { endpoint: otlp.str('endpoint'), exported: otlp.u64('exported'), failed: otlp.u64('failed'), dropped: otlp.u64('dropped') };
   }
   const edges = f.optMsg('edges');
-  if (edges) status.edges = { live: edges.u64('live'), expired: edges.u64('expired'), ttlMs: edges.u64('ttlMs') };
+  if (edges) {
+    status.edges = { live: edges.u64('live'), expired: edges.u64('expired'), ttlMs: edges.u64('ttlMs') };
+    const unattributed = edges.optU64('unattributed');
+    if (unattributed !== undefined) status.edges.unattributed = unattributed;
+  }
   const stats = f.optMsg('bpfStats');
   if (stats) {
     status.bpfStats = {

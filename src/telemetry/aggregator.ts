@@ -58,6 +58,12 @@ export class Aggregator {
   private byIdsSize = 0;
   /** Edges expire() dropped, in all. */
   expired = 0;
+  /**
+   * Connections opened under workload "unknown": their sockets' cgroups lie
+   * in no workload of the mesh file (or came and went unseen with their pod's).
+   * Above zero, the mesh file's workloads miss cgroups that hold traffic.
+   */
+  unattributed = 0;
   private readonly listeners: RecordListener[] = [];
   private readonly expireListeners: ExpireListener[] = [];
   private readonly recentRing: ConnectionRecord[] = [];
@@ -167,6 +173,7 @@ export class Aggregator {
     // connection reported last): exact across restarts of this process.
     if (opens(rec)) {
       edge.opened++;
+      if (edge.labels.workload === Directory.UNKNOWN) this.unattributed++;
       if (rec.connectUs > 0) {
         edge.connectUsSum += rec.connectUs;
         edge.connectUsCount++;

@@ -32,7 +32,10 @@ function bpfStatsLine(s: NonNullable<AgentStatus['bpfStats']>, now: number, wide
 }
 
 function edgesLine(e: NonNullable<AgentStatus['edges']>): string {
-  return `${e.live} (${e.ttlMs > 0 ? `${e.expired} expired after ${humanDuration(e.ttlMs * 1e6)} without a record` : 'never expire'})`;
+  const unknown = e.unattributed === undefined ? ''
+    : e.unattributed === 0 ? '; every connection under its workload'
+    : `; ${e.unattributed} connection(s) under workload "unknown": their cgroups are in no workload of the mesh file`;
+  return `${e.live} (${e.ttlMs > 0 ? `${e.expired} expired after ${humanDuration(e.ttlMs * 1e6)} without a record` : 'never expire'})${unknown}`;
 }
 
 export function renderStatus(format: OutputFormat, s: AgentStatus, now = Date.now()): string {

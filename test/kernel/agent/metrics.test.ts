@@ -139,7 +139,8 @@ test('edgeTtl: an edge without records leaves /metrics; one with an idle open co
     assert.match(text, /^sockmesh_edges_expired_total 1$/m);
     assert.match(text, /^sockmesh_edges 2$/m);
     const st = JSON.parse(agentCli(['status', '--socket', env.apiSocket, '-o', 'json'])) as AgentStatus;
-    assert.deepEqual(st.edges, { live: 2, expired: 1, ttlMs: 3000 }, 'status says the same');
+    // The mesh file names no workload: all 7 connections opened (the idle one's two sides, web2's five clients) are unknown's.
+    assert.deepEqual(st.edges, { live: 2, expired: 1, ttlMs: 3000, unattributed: 7 }, 'status says the same');
     await agent.kill('SIGTERM');
   } finally {
     await cleanup.run();
@@ -221,6 +222,8 @@ test('a container made, used and removed while the agent could not look is its p
     const opened = await openedByWorkload(agent, 3);
     assert.equal(opened.of('default/pod'), 3, opened.lines);
     assert.equal(opened.of('unknown'), 0, opened.lines);
+    const status = JSON.parse(agentCli(['status', '--socket', env.apiSocket, '-o', 'json'])) as AgentStatus;
+    assert.equal(status.edges?.unattributed, 0, 'status: every connection under its workload');
     await agent.kill('SIGTERM');
   } finally {
     await cleanup.run();

@@ -29,7 +29,7 @@ export const STATUS: AgentStatus = {
   frontends: 3,
   records: 123_456,
   openConnections: 7,
-  edges: { live: 12, expired: 3, ttlMs: 600_000 },
+  edges: { live: 12, expired: 3, ttlMs: 600_000, unattributed: 2 },
   ringbuf: { records: 123_460, dropped: 3, decodeErrors: 1 },
   otlp: { endpoint: 'http://collector:4317', exported: 100, failed: 2, dropped: 0 },
   bpfStats: {

@@ -75,6 +75,9 @@ test('a record whose cgroup no one knows (a container already gone) is its paren
   agg.ingest(rec(908, 0, 0));    // a record of release 0.2: no ancestry
   const edges = Object.fromEntries(agg.edges().map((e) => [e.key, e.closed]));
   assert.deepEqual(edges, { 'client|shop/web||': 1, 'client|shop/api||': 2, 'client|batch/job||': 1, 'client|unknown||': 2 });
+  assert.equal(agg.unattributed, 2, 'the connections opened under workload unknown, for status');
+  agg.ingest(after(rec(905, 906, 907), rec(905, 906, 907)));
+  assert.equal(agg.unattributed, 2, 'a later record of the same connection opens nothing');
   assert.ok(!asked.includes(0), 'no lookup for an absent ancestor');
 });
 
