@@ -33,6 +33,7 @@ export async function startAddons(agent: Agent, log: Logger): Promise<{ metricsP
       decodeErrors: st.ringbuf.decodeErrors,
       openConnections: st.openConnections,
       services: st.services,
+      workloads: st.workloads ?? 0,
       configRejected: st.config.rejected !== undefined,
       ...(st.otlp ? { otlp: st.otlp } : {}),
       verdicts: agent.verdicts(),

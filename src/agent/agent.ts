@@ -427,6 +427,7 @@ export class Agent implements AgentView {
         warnings: [...this.configWarnings],
       },
       services: this.config?.services.length ?? 0,
+      workloads: this.config?.workloads.length ?? 0,
       frontends: this.desired.reduce((a, s) => a + s.frontends.length, 0),
       records: this.aggregator.records,
       openConnections: this.openCount,

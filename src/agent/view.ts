@@ -28,6 +28,8 @@ export interface AgentStatus {
   bpffsDir: string;
   config: ConfigStatus;
   services: number;
+  /** Workloads in the applied config (absent from agents before 0.3). */
+  workloads?: number;
   frontends: number;
   records: number;
   openConnections: number;

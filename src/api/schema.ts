@@ -169,6 +169,7 @@ function statusToWire(s: AgentStatus): Plain {
     bpffsDir: s.bpffsDir,
     config: { file: s.config.file, appliedAt: s.config.appliedAt, rejected: s.config.rejected, warnings: s.config.warnings },
     services: s.services,
+    workloads: s.workloads,
     frontends: s.frontends,
     records: s.records,
     openConnections: s.openConnections,
@@ -316,6 +317,8 @@ function statusFromWire(f: Fields): AgentStatus {
   if (otlp) {
     status.otlp = { endpoint: otlp.str('endpoint'), exported: otlp.u64('exported'), failed: otlp.u64('failed'), dropped: otlp.u64('dropped') };
   }
+  const workloads = f.optU64('workloads');
+  if (workloads !== undefined) status.workloads = workloads;
   const edges = f.optMsg('edges');
   if (edges) {
     status.edges = { live: edges.u64('live'), expired: edges.u64('expired'), ttlMs: edges.u64('ttlMs') };

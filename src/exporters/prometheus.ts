@@ -53,6 +53,8 @@ export interface AgentMetricsSnapshot {
   openConnections: number;
   /** services in the applied config */
   services: number;
+  /** workloads in the applied config */
+  workloads: number;
   /** true while a newer config file is rejected and the previous one still runs */
   configRejected: boolean;
   /** span counts of the OTLP exporter; absent when OTLP export is off: then no sockmesh_otlp_* series are exposed */
@@ -309,6 +311,7 @@ export class PrometheusExporter {
     absolute('sockmesh_record_decode_errors_total', 'Connection records read from the ring buffer that could not be decoded.', (a) => a.decodeErrors);
     gauge('sockmesh_open_connections', 'TCP connections of enrolled workloads open now (client and server sides), counted by the kernel at the last report run.', (a) => a.openConnections);
     gauge('sockmesh_services', 'Services in the applied config.', (a) => a.services);
+    gauge('sockmesh_workloads', 'Workloads in the applied config: with none, every connection counts under workload "unknown".', (a) => a.workloads);
     gauge('sockmesh_config_rejected', '1 while the latest config file is rejected and the previous config keeps running, else 0.', (a) => (a.configRejected ? 1 : 0));
 
     const verdicts: Counter<'service' | 'verdict'> = new Counter({

@@ -55,7 +55,7 @@ export function renderStatus(format: OutputFormat, s: AgentStatus, now = Date.no
           : `${s.dataplane}, ${s.dataplaneChanges.length} change(s) to the pinned state${wide ? `:\n  ${s.dataplaneChanges.join('\n  ')}` : ' (-o wide lists them)'}`],
         ...(wide ? ([['Cgroup', s.cgroup], ['BPF fs', s.bpffsDir]] as [string, string][]) : []),
         ['Config', configLine(s, now, wide)],
-        ['Services', `${s.services} (${s.frontends} frontends)`],
+        ['Services', `${s.services} (${s.frontends} frontends)${s.workloads === undefined ? '' : `, ${s.workloads} workload(s)`}`],
         ['Connections', `${s.openConnections} open, ${s.records} records`],
         ...(s.edges ? ([['Edges', edgesLine(s.edges)]] as [string, string][]) : []),
         ['Ring buffer', `${s.ringbuf.records} records, ${s.ringbuf.dropped} dropped, ${s.ringbuf.decodeErrors} decode errors`],

@@ -26,6 +26,7 @@ export const STATUS: AgentStatus = {
     warnings: ['workload cgroup kubepods/x is outside the cgroup root sockmesh: not enrolled (no VIPs, no telemetry)'],
   },
   services: 2,
+  workloads: 5,
   frontends: 3,
   records: 123_456,
   openConnections: 7,

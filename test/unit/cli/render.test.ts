@@ -186,6 +186,7 @@ test('status: fields with ages in table, more in wide, the object in json/yaml',
   assert.match(t, /^ {14}warning: workload cgroup kubepods\/x is outside the cgroup root sockmesh: not enrolled/m);
   assert.match(t, /^OTLP: {9}http:\/\/collector:4317: 100 exported, 2 failed, 0 dropped$/m);
   assert.match(t, /^Edges: {8}12 \(3 expired after 10m without a record\); 2 connection\(s\) under workload "unknown": their cgroups are in no workload of the mesh file$/m);
+  assert.match(t, /^Services: {5}2 \(3 frontends\), 5 workload\(s\)$/m);
   assert.match(renderStatus('table', { ...STATUS, edges: { live: 4, expired: 0, ttlMs: 0 } }, now), /^Edges: +4 \(never expire\)$/m);
   assert.match(renderStatus('table', { ...STATUS, edges: { live: 4, expired: 0, ttlMs: 0, unattributed: 0 } }, now),
     /^Edges: +4 \(never expire\); every connection under its workload$/m);

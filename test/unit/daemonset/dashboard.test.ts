@@ -62,7 +62,7 @@ async function exposed(): Promise<Exposed> {
   const prom = new PrometheusExporter();
   prom.attach(agg);
   prom.setAgentCollector(() => ({
-    records: 3, ringDropped: 0, decodeErrors: 0, openConnections: 0, services: 1, configRejected: false,
+    records: 3, ringDropped: 0, decodeErrors: 0, openConnections: 0, services: 1, workloads: 1, configRejected: false,
     otlp: { endpoint: 'http://127.0.0.1:4317', exported: 0, failed: 0, dropped: 0 },
     verdicts: [{ service: 'demo/api:http', verdict: 'rewritten', count: 1 }],
     programs: [{ hook: 'connect4', runs: 10, runNs: 5000 }],

@@ -100,7 +100,7 @@ test('every metric the alert rules name is one the agent exports', async () => {
   const prom = new PrometheusExporter({ defaultMetrics: false });
   prom.attach(agg);
   prom.setAgentCollector(() => ({
-    records: 1, ringDropped: 0, decodeErrors: 0, openConnections: 0, services: 1, configRejected: false,
+    records: 1, ringDropped: 0, decodeErrors: 0, openConnections: 0, services: 1, workloads: 1, configRejected: false,
     otlp: { endpoint: 'http://127.0.0.1:4317', exported: 0, failed: 0, dropped: 0 },
     verdicts: [{ service: 'default/web:http', verdict: 'no_backend', count: 1 }],
     programs: [{ hook: 'connect4', runs: 10, runNs: 5000 }],

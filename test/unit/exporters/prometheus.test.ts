@@ -375,6 +375,7 @@ function snapshot(over: Partial<AgentMetricsSnapshot> = {}): AgentMetricsSnapsho
     decodeErrors: 1,
     openConnections: 17,
     services: 3,
+    workloads: 4,
     configRejected: false,
     verdicts: [
       { service: 'demo/api', verdict: 'translated', count: 40 },
@@ -401,6 +402,7 @@ test('agent metrics: the collector is read once per scrape and its current value
   assert.equal(value(samples, 'sockmesh_record_decode_errors_total', {}), 1);
   assert.equal(value(samples, 'sockmesh_open_connections', {}), 17);
   assert.equal(value(samples, 'sockmesh_services', {}), 3);
+  assert.equal(value(samples, 'sockmesh_workloads', {}), 4);
   assert.equal(value(samples, 'sockmesh_config_rejected', {}), 0);
   assert.equal(value(samples, 'sockmesh_connect_verdicts_total', { service: 'demo/api', verdict: 'translated' }), 40);
   assert.equal(value(samples, 'sockmesh_connect_verdicts_total', { service: 'demo/api', verdict: 'no_backend' }), 2);
@@ -408,7 +410,7 @@ test('agent metrics: the collector is read once per scrape and its current value
   for (const c of ['sockmesh_ring_records_total', 'sockmesh_ring_dropped_total', 'sockmesh_record_decode_errors_total', 'sockmesh_connect_verdicts_total']) {
     assert.equal(typeOf(text, c), 'counter', c);
   }
-  for (const g of ['sockmesh_open_connections', 'sockmesh_services', 'sockmesh_config_rejected']) assert.equal(typeOf(text, g), 'gauge', g);
+  for (const g of ['sockmesh_open_connections', 'sockmesh_services', 'sockmesh_workloads', 'sockmesh_config_rejected']) assert.equal(typeOf(text, g), 'gauge', g);
   // OTLP off, bpfStats off: the metrics exist but have no series (not a misleading 0).
   assert.equal(samples.filter((s) => s.name.startsWith('sockmesh_otlp_')).length, 0);
   assert.equal(samples.filter((s) => s.name.startsWith('sockmesh_bpf_program_')).length, 0);
@@ -441,7 +443,7 @@ test('agent metrics: the collector is read once per scrape and its current value
 test('without an agent collector there are no agent metrics at all', async () => {
   const { exp } = setup();
   const { text } = await scrape(exp);
-  assert.doesNotMatch(text, /sockmesh_ring_|sockmesh_services|sockmesh_config_rejected|sockmesh_connect_verdicts/);
+  assert.doesNotMatch(text, /sockmesh_ring_|sockmesh_services|sockmesh_workloads|sockmesh_config_rejected|sockmesh_connect_verdicts/);
 });
 
 test('a collector reporting a negative or non-finite count fails the scrape, naming the metric', async () => {
