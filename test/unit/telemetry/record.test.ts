@@ -71,8 +71,10 @@ test('a longer record (a newer release\'s programs, after a rollback) is read by
 
 test('the record layout is the one this release writes (a change needs the previous one readable)', () => {
   // Records outlive the agent in the pinned ring: an upgraded agent must read
-  // the previous release's. Changing mesh_conn_event means keeping the old one
-  // in bpf/mesh_legacy.h, reading it in decodeRecord, then updating this size.
+  // the previous release's, and a rolled-back one the next release's. From 0.2
+  // on fields are only appended (both directions read by prefix); anything
+  // else means keeping the old layout in bpf/mesh_legacy.h and reading it in
+  // decodeRecord. Then update this size.
   assert.equal(MeshConnEvent.size, 176, 'struct mesh_conn_event changed: keep the previous layout readable first');
   assert.notEqual(MeshConnEventV1.size, MeshConnEvent.size, 'sizes tell the layouts apart');
 });
