@@ -10,6 +10,7 @@ interface RecordBase {
   /** cgroup v2 id of the socket: the workload */
   cgroupId: number;
   side: 'client' | 'server';
+  /** IP version on the wire: 4 for IPv4 on a dual-stack (AF_INET6) socket too */
   family: 4 | 6;
   local: { address: string; port: number };
   remote: { address: string; port: number };
@@ -164,14 +165,18 @@ export function decodeRecord(buf: Buffer, off: number, len: number): ConnectionR
   const sent = e.bytes_sent;
   const received = e.bytes_received;
   const retrans = e.retransmits;
+  const local = addrAt(buf, off + O.saddr);
   const base: RecordBase & RecordCounts & RecordAncestry = {
     cookie: e.cookie,
     cgroupId: e.cgroup_id,
     cgroupParentId: e.cgroup_parent_id,
     cgroupGrandparentId: e.cgroup_grandparent_id,
     side: e.client ? 'client' : 'server',
-    family: e.family === AF_INET6 ? 6 : 4,
-    local: { address: addrAt(buf, off + O.saddr), port: e.sport },
+    // What is on the wire, not the socket's family: a dual-stack socket
+    // ([::] listeners: Go, Node, Java) carries IPv4 as ::ffff:a.b.c.d, which
+    // reads as a.b.c.d - and must key and format as IPv4 too.
+    family: e.family === AF_INET6 && local.includes(':') ? 6 : 4,
+    local: { address: local, port: e.sport },
     remote: { address: addrAt(buf, off + O.daddr), port: e.dport },
     serviceId: svc,
     backendId: e.backend_id,

@@ -63,3 +63,38 @@ test('connections --open lists what is open as of its latest report; the close t
   }
   assert.deepEqual(await waitForNoLeftovers(before), []);
 });
+
+test('a dual-stack server ([::], as Go, Node and Java listen) is attributed to its service, over IPv4', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = await agentEnv(cleanup, 'dual', 18092);
+    const agent = AgentProc.start(env.args);
+    cleanup.defer('agent', () => agent.kill('SIGKILL'));
+    await agent.waitForLog('agent running');
+    const list = (...args: string[]): Listed[] =>
+      (JSON.parse(agentCli(['connections', '--socket', env.apiSocket, '-o', 'json', ...args]) || '{"items":[]}') as { items: Listed[] }).items;
+
+    const client = spawnInCgroup(env.cg.path, 'steps', ['18092', '127.77.0.50:80'], [...env.ns.prefix(), 'env', 'STEPS_LISTEN=::']);
+    cleanup.defer('client', () => void client.kill('SIGKILL'));
+    const msgs: { localPort?: number }[] = [];
+    const done = collect<{ localPort?: number }>(client, 30_000, (m) => msgs.push(m));
+    await waitFor(() => msgs.some((m) => m.localPort), 'the client connected');
+    const localPort = msgs.find((m) => m.localPort)!.localPort!;
+    client.stdin!.write('send 100\nclose\n');
+    await done;
+
+    let server: Listed | undefined;
+    await waitFor(() => (server = list('--service', 'web').find((r) => r.side === 'server' && r.remote.port === localPort)) !== undefined,
+      'the server side\'s close record, under the service', 10_000);
+    // The socket is AF_INET6; what it carried is IPv4 (::ffff:127.0.0.1), and reads as such.
+    assert.deepEqual([server!.family, server!.local.address, server!.local.port], [4, '127.0.0.1', 18092]);
+    assert.equal(server!.labels.service, 'default/web:80');
+    assert.equal(server!.bytesReceived, 100);
+    await agent.kill('SIGTERM');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});

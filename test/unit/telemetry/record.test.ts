@@ -78,3 +78,13 @@ test('the record layout is the one this release writes (a change needs the previ
   assert.equal(MeshConnEvent.size, 176, 'struct mesh_conn_event changed: keep the previous layout readable first');
   assert.notEqual(MeshConnEventV1.size, MeshConnEvent.size, 'sizes tell the layouts apart');
 });
+
+test('IPv4 on a dual-stack socket ([::] listeners) is IPv4; an IPv6 address is IPv6', () => {
+  const mapped = MeshConnEvent.encode({ ...FIELDS, family: 10, flags: MESH_REC_FIRST });
+  const r = decodeRecord(mapped, 0, mapped.length);
+  assert.deepEqual([r.family, r.local.address, r.remote.address], [4, '10.0.0.5', '10.0.0.5']);
+  const V6 = [0x000080fd, 0, 0, 0x01000000]; // fd80::1
+  const v6 = MeshConnEvent.encode({ ...FIELDS, family: 10, saddr: V6, daddr: V6, flags: MESH_REC_FIRST });
+  const r6 = decodeRecord(v6, 0, v6.length);
+  assert.deepEqual([r6.family, r6.local.address], [6, 'fd80::1']);
+});
