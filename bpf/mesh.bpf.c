@@ -157,10 +157,20 @@ static __always_inline int pick_backend(const struct mesh_svc_key *key, __u32 *s
 	return MESH_V_STALE;
 }
 
-static __always_inline int refuse(__u32 svc_id, int verdict)
+static __always_inline void record_refused(struct bpf_sock_addr *ctx, const struct mesh_svc_key *key,
+					   __u32 svc_id, int err);
+
+/* Fails the connect (or sendmsg) with an errno the caller can act on, counted
+ * per service; a refused TCP connect is also a failed connection of the
+ * client's edge, like one a backend refused. */
+static __always_inline int refuse(struct bpf_sock_addr *ctx, const struct mesh_svc_key *key, __u32 svc_id,
+				  int verdict)
 {
+	int err = verdict == MESH_V_FAMILY ? EHOSTUNREACH : ECONNREFUSED;
+
 	count_verdict(svc_id, verdict);
-	bpf_set_retval(verdict == MESH_V_FAMILY ? -EHOSTUNREACH : -ECONNREFUSED);
+	record_refused(ctx, key, svc_id, err);
+	bpf_set_retval(-err);
 	return 0;
 }
 
@@ -233,9 +243,9 @@ static __always_inline int translate(struct bpf_sock_addr *ctx, int v6)
 	if (v == -ENOENT)
 		return 1;
 	if (v != MESH_V_REWRITTEN)
-		return refuse(svc_id, v);
+		return refuse(ctx, &key, svc_id, v);
 	if ((be.family == AF_INET) != (v6 ? is_v4mapped(key.addr) : 1))
-		return refuse(svc_id, MESH_V_FAMILY);
+		return refuse(ctx, &key, svc_id, MESH_V_FAMILY);
 	count_verdict(svc_id, MESH_V_REWRITTEN);
 	set_user_addr(ctx, be.addr, be.port, v6);
 	if (ctx->sk)
@@ -525,6 +535,41 @@ static __always_inline void submit_event(struct mesh_conn_event *e)
 	}
 	bpf_ringbuf_submit(e, flags);
 	count(MESH_C_EVENTS);
+}
+
+/*
+ * The failed-connect record of a connect the mesh refused (no usable
+ * backend): no SYN was sent, so sockops never sees it. Its remote end is the
+ * VIP the client dialled. TCP only: UDP has no connection records.
+ */
+static __always_inline void record_refused(struct bpf_sock_addr *ctx, const struct mesh_svc_key *key,
+					   __u32 svc_id, int err)
+{
+	struct mesh_conn_event *e;
+	struct tcp_sock *tp;
+
+	if (key->proto != IPPROTO_TCP_ || !ctx->sk)
+		return;
+	tp = bpf_skc_to_tcp_sock(ctx->sk);
+	if (!tp)
+		return;
+	e = reserve_event();
+	if (!e)
+		return;
+	e->cookie = bpf_get_socket_cookie(ctx);
+	sock_cgroup_ids(tp, e);
+	fill_endpoints_sk(e, &tp->inet_conn.icsk_inet.sk);
+	__builtin_memcpy(e->daddr, key->addr, sizeof(e->daddr));
+	e->dport = key->port;
+	__builtin_memcpy(e->vip, key->addr, sizeof(e->vip));
+	e->vport = key->port;
+	e->svc_id = svc_id;
+	e->start_ns = bpf_ktime_get_ns();
+	e->kind = MESH_EV_CONNECT_FAILED;
+	e->client = 1;
+	e->error = err;
+	e->flags = MESH_REC_FIRST;
+	submit_event(e);
 }
 
 /* The close (or failed-connect) record, from the sockops context. */

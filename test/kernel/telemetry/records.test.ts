@@ -171,6 +171,38 @@ test('refused connects and resets are classified', async (t) => {
   assert.deepEqual(await waitForNoLeftovers(before), []);
 });
 
+test('a connect the mesh refuses (no usable backend) is a failed connection of the client, not a silent one', async (t) => {
+  if (!needsKernel(t)) return;
+  const before = snapshot();
+  const cleanup = new Cleanup();
+  try {
+    const env = meshEnv(cleanup, 'refd');
+    const records = recordsOf(cleanup, env);
+    const svcs = desiredState([
+      servicePort('empty', ['127.77.0.45'], 80, 'TCP', []),
+      servicePort('dns', ['127.77.0.45'], 53, 'UDP', []),
+    ]);
+    applyDesired(env.dp.maps, svcs);
+    const tcp = (await runInCgroup<{ errors: Record<string, number> }>(env.cg.path, 'vip-client', ['tcp', '127.77.0.45', '80', '3'], 30_000, env.ns.prefix())).messages[0]!;
+    assert.deepEqual(tcp.errors, { ECONNREFUSED: 3 });
+    await runInCgroup(env.cg.path, 'vip-client', ['udp-connected', '127.77.0.45', '53', '2'], 30_000, env.ns.prefix()).catch(() => undefined);
+    await waitFor(() => records.length >= 3, 'failed-connect records of the refused connects');
+    await new Promise((r) => setTimeout(r, 200)); // a record for the UDP sends would be here by now
+    assert.equal(records.length, 3, 'one per refused TCP connect; UDP has no connection records');
+    const cg = Number(fs.statSync(env.cg.path, { bigint: true }).ino);
+    for (const r of records) {
+      assert.equal(r.kind, 'connect_failed');
+      assert.equal(r.kind === 'connect_failed' && r.error, 111, 'ECONNREFUSED, as the client saw it');
+      assert.deepEqual([r.side, r.first, r.cgroupId, r.serviceId, r.backendId], ['client', true, cg, svcs[0]!.id, 0]);
+      assert.deepEqual([r.vip, r.remote], [{ address: '127.77.0.45', port: 80 }, { address: '127.77.0.45', port: 80 }], 'the VIP it dialled');
+    }
+    assert.equal(new Set(records.map((r) => r.cookie)).size, 3, 'three sockets');
+  } finally {
+    await cleanup.run();
+  }
+  assert.deepEqual(await waitForNoLeftovers(before), []);
+});
+
 test('a peer that vanishes: the retransmission timeout is the close cause', { timeout: 60_000 }, async (t) => {
   if (!needsKernel(t)) return;
   const before = snapshot();
