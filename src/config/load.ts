@@ -17,7 +17,17 @@ export type LoadResult =
     /** The `agent:` section with its positions, for mergeSettings({ file }). */
     readonly agentLayer: FileLayer;
   }
-  | { readonly ok: false; readonly issues: ConfigIssue[] };
+  | {
+    readonly ok: false;
+    readonly issues: ConfigIssue[];
+    /**
+     * The `agent:` section when it is itself valid (the rest of the file is
+     * not): which instance, cgroup and pins the agent's are does not depend on
+     * a typo in a service. Absent when the section, or the YAML around it,
+     * cannot be trusted - defaults would then name another instance.
+     */
+    readonly agentLayer?: FileLayer;
+  };
 
 /** Reads and validates a mesh file. Throws ConfigError listing every issue; fs errors (ENOENT...) pass through. */
 export function loadMeshFile(path: string): MeshConfig {
@@ -53,17 +63,16 @@ export function parseMesh(text: string, fileName: string): LoadResult {
   const mesh = validateMesh(plain);
   const agent = readFileLayer(mesh.agent);
   const issues: PathIssue[] = [...mesh.issues, ...agent.issues.map((i) => ({ ...i, path: ['agent', ...i.path] }))];
+  const agentLayer: FileLayer = { values: mesh.agent, source: (path) => at(offsetOf(doc, path, false)), at: ['agent'] };
   if (issues.length > 0 || !mesh.mesh) {
     const located = issues.map((i): ConfigIssue => ({ ...at(offsetOf(doc, i.path, i.atKey === true)), path: formatPath(i.path), message: i.message }));
     // In file order, which is how one fixes them.
     located.sort((a, b) => a.line - b.line || a.column - b.column);
-    return { ok: false, issues: located };
+    // A document that is no mapping (an emptied ConfigMap) may have lost its agent: section too.
+    const agentKnown = isMap(doc.contents) && agent.issues.length === 0;
+    return { ok: false, issues: located, ...(agentKnown ? { agentLayer } : {}) };
   }
-  return {
-    ok: true,
-    config: { ...mesh.mesh, agent: agent.values },
-    agentLayer: { values: mesh.agent, source: (path) => at(offsetOf(doc, path, false)), at: ['agent'] },
-  };
+  return { ok: true, config: { ...mesh.mesh, agent: agent.values }, agentLayer };
 }
 
 /**

@@ -12,11 +12,17 @@ import { desiredOf } from '../../agent/compile';
 import { InstanceLock } from '../../agent/instance-lock';
 import { startAddons } from '../../agent/addons';
 import { createLogger } from '../../agent/log';
-import { SettingsError } from '../../config/errors';
+import { ConfigIssue, formatConfigIssue, SettingsError } from '../../config/errors';
 import { parseMesh } from '../../config/load';
 import { mergeSettings, SETTINGS } from '../../config/settings';
 import { Dataplane } from '../../dataplane/dataplane';
 import { VERSION } from '../../version';
+
+function unreadableAgentSection(file: string, issues: readonly ConfigIssue[]): Error {
+  return new Error(`${file}: cannot tell which instance, cgroup root and pins this agent is for: the file's agent: section, ` +
+    'or the YAML around it, is invalid. Nothing was started or removed (programs already pinned keep serving). ' +
+    `Fix these, then run the command again:\n${issues.map(formatConfigIssue).join('\n')}`);
+}
 
 export function agentCommand(): Command {
   const cmd = new Command('agent')
@@ -29,11 +35,20 @@ export function agentCommand(): Command {
     const file = typeof raw.config === 'string' ? raw.config : undefined;
     // --uninstall needs only the instance (flags, env, or the file's agent: section if one is given).
     if (file === undefined && raw.uninstall !== true) throw new Error('--config is required: the path to your mesh YAML (see examples/mesh.yaml)');
-    if (file !== undefined && !fs.existsSync(file)) throw new Error(`mesh file ${file} not found: pass --config with the path to your mesh YAML (see examples/mesh.yaml)`);
+    if (file !== undefined) {
+      const st = fs.statSync(file, { throwIfNoEntry: false });
+      if (!st) throw new Error(`mesh file ${file} not found: pass --config with the path to your mesh YAML (see examples/mesh.yaml)`);
+      if (!st.isFile()) throw new Error(`mesh file ${file} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}: pass --config with the path to your mesh YAML (see examples/mesh.yaml)`);
+    }
     const parsed = file !== undefined ? parseMesh(fs.readFileSync(file, 'utf8'), file) : undefined;
+    // The file's agent: section names the instance, cgroup root and pins. An
+    // invalid service leaves it usable (the agent starts, keeps or rejects the
+    // mesh); an unreadable section must not become the defaults: they would
+    // start, or uninstall, another instance than the one this file runs.
+    if (parsed && !parsed.ok && !parsed.agentLayer) throw unreadableAgentSection(file!, parsed.issues);
     const flags = Object.fromEntries(Object.entries(raw).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
-    const merged = mergeSettings({ flags, env: process.env, ...(parsed?.ok ? { file: parsed.agentLayer } : {}) });
-    if (!merged.ok) throw new SettingsError(merged.issues);
+    const merged = mergeSettings({ flags, env: process.env, ...(parsed?.agentLayer ? { file: parsed.agentLayer } : {}) });
+    if (!merged.ok) throw new SettingsError([...merged.issues, ...(parsed && !parsed.ok ? parsed.issues.map((i) => ({ ...i, origin: 'file' as const })) : [])]);
     const settings = merged.settings;
     const log = createLogger(settings.logLevel, { instance: settings.instance });
 

@@ -108,6 +108,24 @@ test('the example file layer merges into agent settings', () => {
   assert.deepEqual(r.agentLayer.source(['agent', 'reportInterval']), { file: EXAMPLE, ...pos(text, '10s') });
 });
 
+test('an invalid service leaves the agent: section usable; an invalid section, bad YAML or no mapping do not', () => {
+  const text = fs.readFileSync(EXAMPLE, 'utf8');
+  const badWeight = text.replace(/weight: \d+/, 'weight: 5000');
+  assert.notEqual(badWeight, text);
+  const r = parseMesh(badWeight, 'mesh.yaml');
+  assert.ok(!r.ok && r.agentLayer, 'the agent section is still known');
+  const merged = mergeSettings({ flags: {}, env: {}, file: r.agentLayer });
+  assert.ok(merged.ok && merged.settings.cgroupRoot === 'sockmesh-demo', 'the file\'s settings, not the defaults');
+  for (const [what, broken] of [
+    ['an invalid agent setting', badWeight.replace(/logLevel: \w+/, 'logLevel: LOUD')],
+    ['a YAML syntax error', `${text}\nservices: [\n`],
+    ['a document that is no mapping', ''],
+  ] as const) {
+    const b = parseMesh(broken, 'mesh.yaml');
+    assert.ok(!b.ok && b.agentLayer === undefined, what);
+  }
+});
+
 test('addresses: IPv4 as ::ffff:a.b.c.d, IPv6 in canonical form and 16 bytes', () => {
   const config = ok(mesh(...service('vips: [127.77.0.10, "FD77:0:0::00A"]', PORTS, 'backends: [{ address: "fd77:0:0:1:0:0:0:21" }]')));
   const [v4, v6] = config.services[0]?.vips ?? [];
