@@ -16,6 +16,7 @@ import { MappedRingReader } from '../bpf/mapped-ring';
 import { MeshCounter, MESH_VERDICT_NAMES } from '../bpf/layouts/mesh';
 import { ConfigError } from '../config/errors';
 import type { AgentSettings, MeshConfig } from '../config/model';
+import { SETTINGS } from '../config/settings';
 import { serviceKey } from '../config/model';
 import { Dataplane, OpenOutcome } from '../dataplane/dataplane';
 import type { DesiredService } from '../dataplane/desired';
@@ -46,6 +47,13 @@ export interface AgentOptions {
    * file again - seconds for a big mesh, while the ring is not drained yet.
    */
   initialMesh?: LoadedMesh;
+  /**
+   * The mesh file's agent: section as the agent started with it (the CLI
+   * reads it even when the rest of the file is invalid); default: that of
+   * the first mesh applied. A reload that changes it applies the mesh but
+   * not the settings, and says so.
+   */
+  fileSettings?: Partial<AgentSettings>;
 }
 
 /**
@@ -91,12 +99,14 @@ export class Agent implements AgentView {
   private starting: Promise<void> | undefined;
   private reloads: Promise<unknown> = Promise.resolve();
   private initialMesh: LoadedMesh | undefined;
+  private startFileSettings: Partial<AgentSettings> | undefined;
   /** Extra stop steps registered by add-ons (exporters, servers), run in reverse. */
   private readonly onStop: (() => Promise<void> | void)[] = [];
   otlpStats: (() => { endpoint: string; exported: number; failed: number; dropped: number }) | undefined;
 
   constructor(readonly opts: AgentOptions) {
     this.initialMesh = opts.initialMesh;
+    this.startFileSettings = opts.fileSettings ?? opts.initialMesh?.config.agent;
     // The edge already carries the record's names: no second lookup per follower.
     this.aggregator.onRecord((rec, edge) => {
       for (const f of this.followers) if (labelsMatch(edge.labels, f.filter)) f.fn({ ...rec, labels: edge.labels });
@@ -293,10 +303,15 @@ export class Agent implements AgentView {
     this.aggregator.setDirectory(c.directory);
     this.appliedAt = new Date().toISOString();
     this.rejected = undefined;
+    this.startFileSettings ??= mesh.config.agent;
+    const unapplied = changedSettings(this.startFileSettings, mesh.config.agent);
     this.configWarnings = [
       ...c.missingCgroups.map((cg) => `workload cgroup ${cg} does not exist yet: its records are attributed once it appears`),
       ...c.outsideRoot.map((cg) => `workload cgroup ${cg} is outside the cgroup root ${this.settings.cgroupRoot}: not enrolled (no VIPs, no telemetry)`),
+      ...(unapplied.length ? [`agent settings changed in the mesh file (${unapplied.map((k) => `agent.${k}`).join(', ')}): ` +
+        'the agent runs on with the ones it started with; restart it to apply them (a flag or SOCKMESH_* variable still wins over the file)'] : []),
     ];
+    if (unapplied.length) this.opts.log.warn('agent settings changed in the mesh file take effect at the next start', { settings: unapplied });
     this.cgroups?.close();
     this.cgroups = c.cgroups;
     this.cgroups.follow((err) => {
@@ -562,4 +577,10 @@ function enableRunTimeStats(): RunTimeStats {
     throw new Error(`bpfStats is on but the kernel refused BPF run-time stats (${err.code}: ${err.message}): ` +
       'run the agent with CAP_SYS_ADMIN, or set bpfStats off');
   }
+}
+
+/** The agent: keys (as the file spells them) two sections set differently, one of them unset included. */
+export function changedSettings(before: Partial<AgentSettings>, after: Partial<AgentSettings>): string[] {
+  const keys = new Set([...Object.keys(before), ...Object.keys(after)]) as Set<keyof AgentSettings>;
+  return [...keys].filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k])).map((k) => SETTINGS[k].name).sort();
 }

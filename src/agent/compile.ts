@@ -88,10 +88,12 @@ export function compile(config: MeshConfig, cgroupMount: string, cgroupRoot: str
   const missingCgroups: string[] = [];
   const outsideRoot: string[] = [];
   for (const w of config.workloads) {
-    if (!underCgroup(w.cgroup, cgroupRoot)) outsideRoot.push(w.cgroup);
+    const outside = !underCgroup(w.cgroup, cgroupRoot);
+    if (outside) outsideRoot.push(w.cgroup);
     const id = cgroupId(path.join(cgroupMount, w.cgroup));
-    if (id === undefined) missingCgroups.push(w.cgroup);
-    else directory.workloads.set(id, { name: w.name, namespace: w.namespace });
+    // Outside the root it is not enrolled, made or not: one warning says so.
+    if (id !== undefined) directory.workloads.set(id, { name: w.name, namespace: w.namespace });
+    else if (!outside) missingCgroups.push(w.cgroup);
   }
   const cgroups = new WorkloadCgroups(cgroupMount, config.workloads.map((w) => ({ cgroup: w.cgroup, workload: { name: w.name, namespace: w.namespace } })));
   directory.setWorkloadFallback((id) => cgroups.lookup(id));

@@ -14,7 +14,7 @@ import { startAddons } from '../../agent/addons';
 import { createLogger } from '../../agent/log';
 import { ConfigIssue, formatConfigIssue, SettingsError } from '../../config/errors';
 import { parseMesh } from '../../config/load';
-import { mergeSettings, SETTINGS } from '../../config/settings';
+import { mergeSettings, readFileLayer, SETTINGS } from '../../config/settings';
 import { Dataplane } from '../../dataplane/dataplane';
 import { VERSION } from '../../version';
 
@@ -67,7 +67,10 @@ export function agentCommand(): Command {
 
     // Parsed once: the agent starts from this instead of reading the file again.
     const initialMesh = parsed?.ok ? { config: parsed.config, desired: desiredOf(parsed.config) } : undefined;
-    const agent = new Agent({ settings, meshFile: file!, log, watch: raw.watch !== false, ...(initialMesh ? { initialMesh } : {}) });
+    const fileSettings = parsed?.agentLayer ? readFileLayer(parsed.agentLayer.values).values : undefined;
+    const agent = new Agent({
+      settings, meshFile: file!, log, watch: raw.watch !== false, ...(initialMesh ? { initialMesh } : {}), ...(fileSettings ? { fileSettings } : {}),
+    });
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;
