@@ -28,6 +28,9 @@ EXPORT_STRUCT(mesh_conn_event);
 #ifndef ECONNRESET
 #define ECONNRESET 104
 #endif
+#ifndef EPIPE
+#define EPIPE 32
+#endif
 #ifndef ETIMEDOUT
 #define ETIMEDOUT 110
 #endif
@@ -388,19 +391,29 @@ static __always_inline struct mesh_sock *track(struct bpf_sock_ops *skops, __u32
 	return st;
 }
 
-static __always_inline __u8 close_cause(__u32 old_state, int sk_err, struct bpf_sock_ops *skops)
+static __always_inline __u8 close_cause(__u32 old_state, int sk_err, struct tcp_sock *tp, struct bpf_sock_ops *skops)
 {
-	if (sk_err == ECONNRESET)
+	/* tcp_reset() says EPIPE for an RST that arrives in CLOSE_WAIT (after
+	 * the peer's FIN), ECONNRESET in the other states. */
+	if (sk_err == ECONNRESET || sk_err == EPIPE)
 		return MESH_CLOSE_RST_RECEIVED;
-	if (sk_err == ETIMEDOUT)
+	/* tcp_write_err() reports a timed-out connection's last soft error
+	 * (an ICMP unreachable: EHOSTUNREACH...) rather than ETIMEDOUT: the
+	 * kernel was still retransmitting or probing when it gave up. */
+	if (sk_err == ETIMEDOUT || (sk_err && (tp->inet_conn.icsk_retransmits || tp->inet_conn.icsk_probes_out)))
 		return MESH_CLOSE_TIMEOUT;
 	if (sk_err)
 		return MESH_CLOSE_ERROR;
 	/* A graceful close reaches CLOSE from FIN_WAIT2, CLOSING or LAST_ACK (or
 	 * FIN_WAIT1 when the ACK of our FIN and the peer's FIN come together).
 	 * Anything else with no error is an abort - close() with unread data,
-	 * SO_LINGER 0 - and the kernel sends an RST right after this callback. */
-	if (old_state == BPF_TCP_FIN_WAIT2 || old_state == BPF_TCP_CLOSING || old_state == BPF_TCP_LAST_ACK)
+	 * SO_LINGER 0 - and the kernel sends an RST right after this callback.
+	 * From FIN_WAIT2 too (shutdown(), then an abort): a graceful one has the
+	 * peer's FIN (SOCK_DONE) or was closed and handed to TIME_WAIT (SOCK_DEAD). */
+	if (old_state == BPF_TCP_FIN_WAIT2)
+		return sock_flag_set(tp, bpf_core_enum_value(enum sock_flags, SOCK_DONE)) ||
+		       sock_flag_set(tp, bpf_core_enum_value(enum sock_flags, SOCK_DEAD)) ? MESH_CLOSE_FIN : MESH_CLOSE_RST_SENT;
+	if (old_state == BPF_TCP_CLOSING || old_state == BPF_TCP_LAST_ACK)
 		return MESH_CLOSE_FIN;
 	if (old_state == BPF_TCP_FIN_WAIT1 && skops->snd_una == skops->snd_nxt)
 		return MESH_CLOSE_FIN;
@@ -589,7 +602,7 @@ static __always_inline int emit(struct bpf_sock_ops *skops, struct mesh_sock *st
 	e->cookie = bpf_get_socket_cookie(skops);
 	fill_record(e, tp, st, state, now, kind); /* a close is never refused */
 	if (kind == MESH_EV_CLOSE)
-		e->close_cause = close_cause(state, sk_err, skops);
+		e->close_cause = close_cause(state, sk_err, tp, skops);
 	e->error = sk_err;
 	submit_event(e);
 	return 0;

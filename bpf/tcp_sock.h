@@ -52,12 +52,16 @@ static __always_inline __u64 payload_acked(struct bpf_sock_ops *skops, __u32 old
 	return acked_payload(skops->bytes_acked, skops->snd_una, skops->snd_nxt, old_state, active);
 }
 
+static __always_inline int sock_flag_set(struct tcp_sock *tp, int flag)
+{
+	return tp && (tp->inet_conn.icsk_inet.sk.__sk_common.skc_flags & (1UL << flag));
+}
+
 /* tcp_fin() sets SOCK_DONE when the peer's FIN arrives; nothing else on the
  * way to CLOSE sets it (close() and FIN_WAIT2 timeouts do not). */
 static __always_inline int peer_fin_received(struct tcp_sock *tp)
 {
-	return tp && (tp->inet_conn.icsk_inet.sk.__sk_common.skc_flags &
-		      (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE)));
+	return sock_flag_set(tp, bpf_core_enum_value(enum sock_flags, SOCK_DONE));
 }
 
 static __always_inline __u64 received_payload(__u64 rcvd, struct tcp_sock *tp)

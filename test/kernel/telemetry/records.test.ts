@@ -160,11 +160,21 @@ test('refused connects and resets are classified', async (t) => {
       assert.equal(r.side, 'client');
     }
     execFileSync('true');
-    const abort = await runInCgroup<{ ok: boolean }>(env.cg.path, 'rst-pair', [], 30_000, env.ns.prefix());
-    assert.ok(abort.messages[0]?.ok);
-    await waitFor(() => records.filter((r) => r.kind === 'close').length >= 2, 'reset records');
-    const causes = records.filter((r) => r.kind === 'close').map((r) => `${r.side}:${r.kind === 'close' ? r.closeCause : ''}`).sort();
-    assert.deepEqual(causes, ['client:rst_received', 'server:rst_sent']);
+    // Each way a connection ends in a reset, and who says what of it.
+    for (const [mode, want] of [
+      ['abort', ['client:rst_received', 'server:rst_sent']],
+      // The keep-alive race: the client's RST arrives in CLOSE_WAIT (the kernel says EPIPE, not ECONNRESET).
+      ['late-write', ['client:rst_received', 'server:fin']],
+      // An abort after shutdown(): from FIN_WAIT2, yet no graceful close.
+      ['shutdown-abort', ['client:rst_received', 'server:rst_sent']],
+    ] as const) {
+      const run = (await runInCgroup<{ ok: boolean; code?: string; serverPort: number; clientPort: number }>(env.cg.path, 'rst-pair', [mode], 30_000, env.ns.prefix())).messages[0]!;
+      assert.ok(run.ok, `${mode}: the client saw the reset (${run.code})`);
+      const mine = (): ConnectionRecord[] => records.filter((r) => r.kind === 'close' &&
+        (r.side === 'client' ? r.local.port === run.clientPort && r.remote.port === run.serverPort : r.local.port === run.serverPort && r.remote.port === run.clientPort));
+      await waitFor(() => mine().length >= 2, `${mode}: both sides' close records`);
+      assert.deepEqual(mine().map((r) => `${r.side}:${r.kind === 'close' ? r.closeCause : ''}`).sort(), want, mode);
+    }
   } finally {
     await cleanup.run();
   }
