@@ -246,17 +246,23 @@ export function errnoName(errno: number): string {
 /**
  * CLOCK_MONOTONIC ns -> wall-clock HrTime. bpf_ktime_get_ns and
  * process.hrtime (libuv: clock_gettime(CLOCK_MONOTONIC)) share the clock, so
- * one offset taken at startup converts every record; Date.now() limits it to
- * ~1 ms accuracy, but durations stay exact. Integer arithmetic in two parts
- * because wall-clock ns (~1.7e18) is beyond Number's 2^53.
+ * one offset converts every record; Date.now() limits it to ~1 ms accuracy,
+ * but durations stay exact. The offset is taken again by sync(): the wall
+ * clock steps (NTP's first sync after a node boots, an operator's date) while
+ * the monotonic one does not, and spans must follow the wall clock. Integer
+ * arithmetic in two parts because wall-clock ns (~1.7e18) is beyond 2^53.
  */
 export class MonotonicClock {
-  private readonly offSec: number;
-  private readonly offNs: number;
+  private offSec = 0;
+  private offNs = 0;
 
-  constructor() {
+  constructor(private readonly wallMs: () => number = Date.now) {
+    this.sync();
+  }
+
+  sync(): void {
     const h0 = process.hrtime.bigint();
-    const wallMs = Date.now();
+    const wallMs = this.wallMs();
     const h1 = process.hrtime.bigint();
     const offset = BigInt(wallMs) * 1_000_000n - (h0 + h1) / 2n;
     this.offSec = Number(offset / 1_000_000_000n);
@@ -280,12 +286,16 @@ export class MonotonicClock {
   }
 }
 
+/** How often span times re-read the wall clock's offset: a step shows within this long. */
+const CLOCK_SYNC_MS = 10_000;
+
 export class OtlpConnectionExporter {
   private readonly provider: TracerProvider;
   private readonly tracer: Tracer;
   private readonly exporter: RetryingCountingExporter;
   private readonly gate: QueueGate;
   private readonly clock = new MonotonicClock();
+  private readonly clockSync = setInterval(() => this.clock.sync(), CLOCK_SYNC_MS).unref();
   /** records that failed before reaching the gate */
   private buildErrors = 0;
   private lastRecordError: string | undefined;
@@ -368,6 +378,8 @@ export class OtlpConnectionExporter {
     if (client && rec.kind === 'close') attributes['sockmesh.connect_latency_us'] = rec.connectUs;
     if (rec.kind === 'close') attributes['sockmesh.close_cause'] = rec.closeCause;
     if (rec.error !== 0) attributes['error.type'] = errnoName(rec.error);
+    // The socket was closed while connecting (the application gave up): no errno, still an error.
+    else if (rec.kind === 'connect_failed') attributes['error.type'] = 'connect_abandoned';
 
     const span = this.tracer.startSpan(
       labels.service ? `tcp ${labels.service}` : 'tcp',
@@ -378,7 +390,8 @@ export class OtlpConnectionExporter {
     // connection the socket closed with an error (reset, timeout), is one; FIN and
     // our own RST (no socket error) are not.
     if (rec.kind === 'connect_failed') {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: `connect failed: ${errnoName(rec.error)}` });
+      const why = rec.error !== 0 ? errnoName(rec.error) : 'the socket was closed before the handshake finished';
+      span.setStatus({ code: SpanStatusCode.ERROR, message: `connect failed: ${why}` });
     } else if (rec.error !== 0) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: `${rec.closeCause}: ${errnoName(rec.error)}` });
     }
@@ -403,6 +416,7 @@ export class OtlpConnectionExporter {
   /** Sends everything queued (retrying within the budget), then closes the gRPC channel. Idempotent. */
   shutdown(): Promise<void> {
     this.shutdownOnce ??= (async () => {
+      clearInterval(this.clockSync);
       try {
         await this.provider.shutdown();
       } catch (e) {

@@ -157,7 +157,7 @@ export class PrometheusExporter {
     });
     this.connectionDuration = new BucketHistogram({
       name: 'sockmesh_connection_duration_seconds',
-      help: 'Lifetime of closed connections, established to closed.',
+      help: 'Lifetime of closed connections: from the SYN sent on the client side (the handshake included), from established on the server side.',
       labelNames: EDGE_LABELS, buckets: CONNECTION_DURATION_BUCKETS_SECONDS, registers,
     });
     const edges: Gauge = new Gauge({

@@ -179,9 +179,11 @@ export class Aggregator {
         edge.connectUsCount++;
       }
     }
-    edge.bytesSent += rec.newBytesSent;
-    edge.bytesReceived += rec.newBytesReceived;
-    edge.retransmits += rec.newRetransmits;
+    // As /metrics counts them (src/exporters/prometheus.ts): totals never go
+    // down, so a negative delta (counters that went backwards for a cookie) is dropped.
+    if (rec.newBytesSent > 0) edge.bytesSent += rec.newBytesSent;
+    if (rec.newBytesReceived > 0) edge.bytesReceived += rec.newBytesReceived;
+    if (rec.newRetransmits > 0) edge.retransmits += rec.newRetransmits;
     edge.lastSeenMs = nowMs;
     switch (rec.kind) {
       case 'interim':
@@ -189,8 +191,11 @@ export class Aggregator {
         break;
       case 'close':
         edge.closed++;
-        edge.srttUsSum += rec.srttUs.last;
-        edge.srttUsCount++;
+        // 0: the kernel never took an RTT sample - not a 0 s RTT (as in /metrics).
+        if (rec.srttUs.last > 0) {
+          edge.srttUsSum += rec.srttUs.last;
+          edge.srttUsCount++;
+        }
         if (rec.closeCause === 'rst_sent') edge.resetsSent++;
         else if (rec.closeCause === 'rst_received') edge.resetsReceived++;
         else if (rec.closeCause === 'timeout') edge.timeouts++;

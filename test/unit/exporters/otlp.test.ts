@@ -6,7 +6,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { OtlpConnectionExporter, errnoName, type OtlpExporterOptions } from '../../../src/exporters/otlp';
+import { MonotonicClock, OtlpConnectionExporter, errnoName, type OtlpExporterOptions } from '../../../src/exporters/otlp';
 import type { Connection } from '../../../src/telemetry/record';
 import type { EdgeLabels } from '../../../src/telemetry/aggregator';
 import { OtlpReceiver, WireSpanKind, WireStatusCode, type ReceivedSpan } from '../../helpers/otlp-receiver';
@@ -181,11 +181,18 @@ test('a failed connect is an error span with error.type from errno; an error clo
     ...fields({ local: { address: '10.0.0.5', port: 40003 } }),
     kind: 'close', closeCause: 'rst_received', error: 104,
   };
+  // Closed by its application while connecting: no errno, still a failed connect.
+  const abandoned: Connection = { ...failed, local: { address: '10.0.0.5', port: 40004 }, error: 0 };
   exp.record(failed, WEB);
   exp.record(reset, WEB);
+  exp.record(abandoned, WEB);
   await exp.shutdown();
 
-  assert.equal(receiver.spans.length, 2);
+  assert.equal(receiver.spans.length, 3);
+  const a = byPort(receiver.spans, 40004);
+  assert.equal(a.status.code, WireStatusCode.ERROR);
+  assert.equal(a.attributes['error.type'], 'connect_abandoned', 'semconv: an error span names its error');
+  assert.match(a.status.message, /connect failed: the socket was closed before the handshake finished/);
   const f = byPort(receiver.spans, 40001);
   assert.equal(f.name, 'tcp shop/web:http');
   assert.equal(f.kind, WireSpanKind.CLIENT);
@@ -323,4 +330,17 @@ test('record never throws: a bad record is counted dropped, bad times are clampe
   await exp.shutdown();
   assert.equal(receiver.spans.length, 1);
   assert.equal(exp.stats().exported, 1);
+});
+
+test('span times follow a step of the wall clock once the clock syncs again', () => {
+  let wall = Date.now();
+  const clock = new MonotonicClock(() => wall);
+  const mono = Number(process.hrtime.bigint());
+  const before = clock.toHrTime(mono);
+  wall += 3_600_000; // NTP's first sync on a node that booted an hour behind
+  assert.deepEqual(clock.toHrTime(mono), before, 'one offset until it is taken again');
+  clock.sync();
+  const after = clock.toHrTime(mono);
+  const sec = after[0] - before[0] + (after[1] - before[1]) / 1e9;
+  assert.ok(Math.abs(sec - 3600) < 0.05, `the same instant an hour later on the wall clock, got ${sec} s`);
 });

@@ -175,3 +175,14 @@ test('open connections: each one\'s latest interim record until its close; stale
   assert.deepEqual(agg.open(5000).map((r) => r.cookie), [4n], 'not reported since the cutoff: its close was lost');
   assert.deepEqual(agg.open(0).map((r) => r.cookie), [4n], 'and dropped');
 });
+
+test('edges count as /metrics does: no negative deltas, no RTT from a connection without a sample', () => {
+  const agg = new Aggregator(directory());
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70, srttUs: { last: 300, min: 300, max: 300 } }));
+  agg.ingest(close({ side: 'client', serviceId: 7, backendId: 70, srttUs: { last: 0, min: 0, max: 0 } }));
+  // Counters that went backwards for a cookie: a record whose totals are below its prior ones.
+  agg.ingest(after(conn({ side: 'client', serviceId: 7, backendId: 70, bytesSent: 5, bytesReceived: 5, retransmits: 0, srttUs: { last: 0, min: 0, max: 0 } }), { bytesSent: 8, bytesReceived: 9, retransmits: 2 }));
+  const [e] = agg.edges();
+  assert.deepEqual([e!.closed, e!.srttUsSum, e!.srttUsCount], [3, 300, 1], 'the average RTT is over the connections that had one');
+  assert.deepEqual([e!.bytesSent, e!.bytesReceived, e!.retransmits], [20, 40, 0], 'what the other two moved; nothing subtracted');
+});
