@@ -52,6 +52,26 @@ export function namespacedName(arg: string, what: string): string {
   return parts.length === 1 ? `default/${arg}` : arg;
 }
 
+/** Enough names to spot a typo without flooding the terminal. */
+const KNOWN_SHOWN = 20;
+
+/** The agent says only "not found" (or nothing, to a filter): the operator wants to see what exists. */
+export async function serviceNotFound(client: ApiClient, service: string): Promise<Error> {
+  const names = (await client.services()).map((s) => s.name).sort();
+  const shown = names.slice(0, KNOWN_SHOWN).join(', ');
+  const more = names.length > KNOWN_SHOWN ? `, ... ${names.length - KNOWN_SHOWN} more` : '';
+  return new Error(`service ${service} not found (known: ${names.length > 0 ? `${shown}${more}` : 'none'})`);
+}
+
+/**
+ * A --service filter that matched nothing: a typo must not read as "no
+ * traffic". Throws serviceNotFound() when the agent has no such service.
+ */
+export async function checkServiceFilter(client: ApiClient, service: string | undefined, matched: number): Promise<void> {
+  if (service === undefined || matched > 0) return;
+  if (!(await client.services()).some((s) => s.name === service)) throw await serviceNotFound(client, service);
+}
+
 export function reportError(err: unknown): void {
   process.stderr.write(`sockmesh: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exitCode = 1;

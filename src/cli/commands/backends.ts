@@ -3,24 +3,13 @@ import { Command } from 'commander';
 import { ApiClient, ApiError } from '../../api/client';
 import type { BackendView } from '../../agent/view';
 import { renderBackends } from '../render/backends';
-import { apiFlags, namespacedName, withApiOptions, withClient, writeList } from '../api-command';
-
-/** Enough names to spot a typo without flooding the terminal. */
-const KNOWN_SHOWN = 20;
-
-/** The agent says only "not found"; the operator wants to see what exists. */
-async function notFound(client: ApiClient, service: string): Promise<Error> {
-  const names = (await client.services()).map((s) => s.name).sort();
-  const shown = names.slice(0, KNOWN_SHOWN).join(', ');
-  const more = names.length > KNOWN_SHOWN ? `, ... ${names.length - KNOWN_SHOWN} more` : '';
-  return new Error(`service ${service} not found (known: ${names.length > 0 ? `${shown}${more}` : 'none'})`);
-}
+import { apiFlags, namespacedName, serviceNotFound, withApiOptions, withClient, writeList } from '../api-command';
 
 async function fetchBackends(client: ApiClient, service: string): Promise<BackendView[]> {
   try {
     return await client.backends(service);
   } catch (err) {
-    if (err instanceof ApiError && err.code === 'not_found') throw await notFound(client, service);
+    if (err instanceof ApiError && err.code === 'not_found') throw await serviceNotFound(client, service);
     throw err;
   }
 }

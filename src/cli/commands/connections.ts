@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import type { ConnectionFilter, NamedRecord } from '../../agent/view';
 import type { ApiClient } from '../../api/client';
 import { ConnectionStream, renderConnections } from '../render/connections';
-import { ApiFlags, apiFlags, namespacedName, untilInterrupted, UsageError, withApiOptions, withClient, writeList } from '../api-command';
+import { ApiFlags, apiFlags, checkServiceFilter, namespacedName, untilInterrupted, UsageError, withApiOptions, withClient, writeList } from '../api-command';
 
 interface ConnectionsFlags extends ApiFlags {
   filter: ConnectionFilter;
@@ -26,6 +26,8 @@ function parseFlags(raw: Record<string, unknown>): ConnectionsFlags {
  * turns into SIGTERM: exit 0).
  */
 async function follow(client: ApiClient, flags: ConnectionsFlags): Promise<void> {
+  // A stream that waits forever on a misspelt service would look like quiet traffic.
+  await checkServiceFilter(client, flags.filter.service, 0);
   const out = new ConnectionStream(flags.output);
   const replay: NamedRecord[] = [];
   let live = false;
@@ -58,10 +60,12 @@ export function connectionsCommand(): Command {
         if (flags.follow) return follow(client, flags);
         if (flags.open) {
           const open = await client.openConnections(flags.filter);
+          await checkServiceFilter(client, flags.filter.service, open.length);
           return writeList(flags, open.length, renderConnections(flags.output, open),
             'No open connection has reported yet (they report every report interval).');
         }
         const records = await client.connections(flags.filter);
+        await checkServiceFilter(client, flags.filter.service, records.length);
         writeList(flags, records.length, renderConnections(flags.output, records), 'No connections recorded.');
       },
     ),

@@ -9,7 +9,8 @@ import { Command, Option } from 'commander';
 import type { ApiClient } from '../../api/client';
 import type { Edge } from '../../telemetry/aggregator';
 import { renderEdges } from '../render/edges';
-import { apiFlags, namespacedName, UsageError, untilInterrupted, withApiOptions, withClient, writeList } from '../api-command';
+import { apiFlags, checkServiceFilter, namespacedName, UsageError, untilInterrupted, withApiOptions, withClient, writeList } from '../api-command';
+import { OutputFormat, toJsonLine, toYamlDoc } from '../render/output';
 
 const SIDES = ['client', 'server', 'all'] as const;
 type SideFilter = (typeof SIDES)[number];
@@ -27,13 +28,30 @@ function wanted(e: Edge, f: EdgeFilter): boolean {
     (f.service === undefined || e.labels.service.startsWith(`${f.service}:`));
 }
 
-/** Seconds between two lists of --watch: a number > 0 (the flag alone means 2). */
+/** --watch bounds: faster polls the agent for nothing; slower overflows a timer (2^31 ms). */
+const WATCH_MIN_S = 0.5;
+const WATCH_MAX_S = 86_400;
+
+/** Seconds between two lists of --watch (the flag alone means 2). */
 function watchSeconds(raw: unknown): number | undefined {
   if (raw === undefined || raw === false) return undefined;
   if (raw === true) return 2;
   const s = Number(raw);
-  if (!Number.isFinite(s) || s <= 0) throw new UsageError(`--watch takes a number of seconds > 0, got "${String(raw)}"`);
+  if (!Number.isFinite(s) || s < WATCH_MIN_S || s > WATCH_MAX_S) {
+    throw new UsageError(`--watch takes seconds between ${WATCH_MIN_S} and ${WATCH_MAX_S}, got "${String(raw)}"`);
+  }
   return s;
+}
+
+/**
+ * One list of --watch. Tables under the time they were read; json one object
+ * per line and yaml one document each (`---`), the time inside, so a stream
+ * of them parses (jq, yq) as --follow's does.
+ */
+export function watchFrame(format: OutputFormat, edges: readonly Edge[], showSide: boolean, at: Date): string {
+  if (format === 'json') return toJsonLine({ time: at.toISOString(), items: edges });
+  if (format === 'yaml') return toYamlDoc({ time: at.toISOString(), items: edges });
+  return `${at.toISOString()}\n${renderEdges(format, edges, at.getTime(), showSide)}\n`;
 }
 
 /** The list again every `seconds`, each under the time it was read, until Ctrl-C (or a closed pipe: SIGTERM from main.ts) or the agent goes away. */
@@ -47,7 +65,8 @@ async function watch(client: ApiClient, flags: EdgeFilter & { output: Parameters
   await untilInterrupted(stop, async () => {
     while (!stopped) {
       const edges = (await client.edges()).filter((e) => wanted(e, flags));
-      process.stdout.write(`${new Date().toISOString()}\n${renderEdges(flags.output, edges)}\n`);
+      await checkServiceFilter(client, flags.service, edges.length);
+      process.stdout.write(watchFrame(flags.output, edges, flags.side === 'all', new Date()));
       await new Promise<void>((r) => {
         wake = r;
         setTimeout(r, seconds * 1000).unref();
@@ -81,7 +100,9 @@ export function edgesCommand(): Command {
       async (client, flags) => {
         if (flags.watch !== undefined) return watch(client, flags, flags.watch);
         const edges = (await client.edges()).filter((e) => wanted(e, flags));
-        writeList(flags, edges.length, renderEdges(flags.output, edges), 'No edges found.');
+        await checkServiceFilter(client, flags.service, edges.length);
+        writeList(flags, edges.length, renderEdges(flags.output, edges, Date.now(), flags.side === 'all'),
+          flags.workload !== undefined ? `No edges found from workload ${flags.workload} (NAMESPACE/NAME, as in the mesh file).` : 'No edges found.');
       },
     ),
   );

@@ -17,13 +17,15 @@ export function sortEdges(edges: readonly Edge[]): Edge[] {
   return [...edges].sort((a, b) => key(a).localeCompare(key(b)));
 }
 
-export function renderEdges(format: OutputFormat, edges: readonly Edge[], now = Date.now()): string {
+/** showSide: a SIDE column in the table too (both sides listed: rows would otherwise look alike). */
+export function renderEdges(format: OutputFormat, edges: readonly Edge[], now = Date.now(), showSide = false): string {
   const sorted = sortEdges(edges);
   return renderList(format, sorted, (wide) => {
-    const header = [...(wide ? ['SIDE'] : []), 'WORKLOAD', 'SERVICE', 'BACKEND', 'CONNS', 'FAILED', 'CONNECT', 'SRTT', 'BYTES', 'RESETS',
+    const side = wide || showSide;
+    const header = [...(side ? ['SIDE'] : []), 'WORKLOAD', 'SERVICE', 'BACKEND', 'CONNS', 'FAILED', 'CONNECT', 'SRTT', 'BYTES', 'RESETS',
       ...(wide ? ['SENT', 'RECEIVED', 'RETRANS', 'TIMEOUTS', 'LAST'] : [])];
     const rows = sorted.map((e) => [
-      ...(wide ? [e.labels.side] : []),
+      ...(side ? [e.labels.side] : []),
       e.labels.workload,
       e.labels.service || '-',
       e.labels.backend || '-',

@@ -49,6 +49,12 @@ test('connections --open lists what is open as of its latest report; the close t
     assert.equal(open.find((r) => r.side === 'server')!.remote.port, localPort);
     assert.equal(list('--open', '--service', 'web').length, 2, 'the server side attributed by its endpoint');
     assert.equal(list('--open', '--workload', 'nobody').length, 0);
+    // A misspelt service is an error naming the known ones, not an empty list that reads as no traffic.
+    for (const args of [['connections'], ['connections', '--open'], ['edges'], ['edges', '--side', 'all']]) {
+      assert.throws(() => execFileSync(process.execPath, [require.resolve('../../../src/cli/main'), ...args, '--service', 'wbe', '--socket', env.apiSocket],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }), (err: { status?: number; stderr?: string }) =>
+        err.status === 1 && /service default\/wbe not found \(known: default\/web, default\/web2\)/.test(err.stderr ?? ''), args.join(' '));
+    }
     assert.deepEqual(list().filter((r) => r.local.port === localPort), [], 'not among the recent closed ones');
     assert.throws(() => execFileSync(process.execPath, [require.resolve('../../../src/cli/main'), 'connections', '--open', '--follow', '--socket', env.apiSocket],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }), (err: { stderr?: string }) => /--open and --follow/.test(err.stderr ?? ''));

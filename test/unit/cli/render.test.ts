@@ -8,7 +8,9 @@ import { renderStatus } from '../../../src/cli/render/status';
 import { renderServices } from '../../../src/cli/render/services';
 import { renderBackends } from '../../../src/cli/render/backends';
 import { ConnectionStream, renderConnections } from '../../../src/cli/render/connections';
-import { BACKENDS, CLIENT_LABELS, NAMED_RECORDS, SERVICES, STATUS, STATUS_MINIMAL, named, record } from '../api/fake-view';
+import { renderEdges } from '../../../src/cli/render/edges';
+import { watchFrame } from '../../../src/cli/commands/edges';
+import { BACKENDS, CLIENT_LABELS, EDGES, NAMED_RECORDS, SERVICES, STATUS, STATUS_MINIMAL, named, record } from '../api/fake-view';
 
 const lines = (text: string): string[] => text.split('\n').filter((l) => l !== '');
 
@@ -216,4 +218,22 @@ test('status: fields with ages in table, more in wide, the object in json/yaml',
 
 test('plain/toJson: bigints become exact decimal strings, undefined members vanish', () => {
   assert.equal(toJson({ a: 2n ** 64n - 1n, b: undefined, c: [1n] }), '{\n  "a": "18446744073709551615",\n  "c": [\n    "1"\n  ]\n}\n');
+});
+
+test('edges: a SIDE column whenever both sides are listed, so their rows tell apart', () => {
+  const [plainHeader] = lines(renderEdges('table', EDGES));
+  assert.doesNotMatch(plainHeader!, /SIDE/);
+  const both = lines(renderEdges('table', EDGES, 0, true));
+  assert.match(both[0]!, /^SIDE +WORKLOAD +SERVICE/);
+  assert.deepEqual(both.slice(1).map((r) => cells(both[0]!, r)[0]).sort(), ['client', 'client', 'server']);
+});
+
+test('edges --watch: json frames are one object per line, yaml frames one document each, with their time', () => {
+  const at = new Date(1_714_557_600_000);
+  const json = watchFrame('json', EDGES, false, at) + watchFrame('json', EDGES.slice(1), false, at);
+  const objs = lines(json).map((l) => JSON.parse(l) as { time: string; items: unknown[] });
+  assert.deepEqual(objs.map((o) => [o.time, o.items.length]), [[at.toISOString(), 3], [at.toISOString(), 2]]);
+  const docs = YAML.parseAllDocuments(watchFrame('yaml', EDGES, false, at) + watchFrame('yaml', [], false, at)).map((d) => d.toJS() as { time: string; items: unknown[] });
+  assert.deepEqual(docs.map((d) => d.items.length), [3, 0]);
+  assert.match(watchFrame('table', EDGES, true, at), /^2024-05-01T10:00:00.000Z\nSIDE +WORKLOAD/);
 });
