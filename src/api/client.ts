@@ -3,6 +3,7 @@
  * connection, requests multiplexed by id; every method returns the
  * TypeScript types of src/agent/view.ts, validated on the way in.
  */
+import fs from 'node:fs';
 import net from 'node:net';
 import type { AgentStatus, BackendView, ConnectionFilter, NamedRecord, ServiceView } from '../agent/view';
 import type { Edge } from '../telemetry/aggregator';
@@ -74,10 +75,32 @@ function errnoOf(err: unknown): string | undefined {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
+/** sockaddr_un.sun_path holds 107 bytes and a NUL. */
+const SUN_PATH_MAX = 107;
+
+/** Why a path that is not an agent's socket is not one, if it can tell: the fix differs from "start the agent". */
+function notASocket(socketPath: string): string | undefined {
+  if (Buffer.byteLength(socketPath) > SUN_PATH_MAX) {
+    return `${socketPath} is ${Buffer.byteLength(socketPath)} bytes long, more than a unix socket path can be (${SUN_PATH_MAX}): use a shorter --socket path`;
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(socketPath);
+  } catch {
+    return undefined;
+  }
+  if (st.isSocket()) return undefined;
+  return `${socketPath} is ${st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : 'not a socket'}, not the agent's unix socket: ` +
+    'point --socket (or SOCKMESH_API_SOCKET) at the api socket the agent logged ("agent running ... api")';
+}
+
 /** The connect error an operator can act on. */
 function connectError(socketPath: string, err: Error): ApiError {
   const hint = 'start it with `sockmesh agent`, or point at its socket with --socket PATH (or SOCKMESH_API_SOCKET)';
-  switch (errnoOf(err)) {
+  const code = errnoOf(err);
+  const wrongPath = code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTSOCK' ? notASocket(socketPath) : undefined;
+  if (wrongPath) return new ApiError('unreachable', wrongPath);
+  switch (code) {
     case 'ENOENT':
       return new ApiError('not_running', `the sockmesh agent is not running at ${socketPath} (no such socket): ${hint}`);
     case 'ECONNREFUSED':
@@ -103,8 +126,18 @@ export class ApiClient {
     private readonly timeoutMs: number,
   ) {
     sock.on('data', (chunk: Buffer) => this.onData(chunk));
-    sock.on('error', (err) => this.fail(new ApiError('closed', `connection to the agent at ${socketPath} failed: ${err.message}`)));
-    sock.on('close', () => this.fail(new ApiError('closed', `the agent at ${socketPath} closed the connection`)));
+    sock.on('error', (err) => this.fail(this.lost(errnoOf(err) === 'EPIPE' ? 'closed the connection before reading the request' : `failed: ${err.message}`)));
+    sock.on('close', () => this.fail(this.lost('closed the connection')));
+  }
+
+  /** The connection ended under us: what we got, and where to look next. */
+  private lost(what: string): ApiError {
+    const junk = this.reader.pending;
+    if (junk > 0) {
+      return new ApiError('protocol', `${this.socketPath} sent ${junk} bytes that are no sockmesh API frame, then ${what}: ` +
+        'is it a sockmesh agent\'s api socket? (--socket, SOCKMESH_API_SOCKET)');
+    }
+    return new ApiError('closed', `the agent at ${this.socketPath} ${what}: its log says why (an agent that is stopping, or not a sockmesh agent's socket)`);
   }
 
   static connect(socketPath: string, opts: ApiClientOptions = {}): Promise<ApiClient> {
@@ -188,7 +221,8 @@ export class ApiClient {
     return new Promise<ResultOf<K>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new ApiError('timeout', `the agent did not answer ${call.method} within ${this.timeoutMs} ms`));
+        reject(new ApiError('timeout', `the agent at ${this.socketPath} did not answer ${call.method} within ${this.timeoutMs} ms: ` +
+          'it may be busy (a large reload) or stuck - try again, then look at its log, or `sockmesh doctor`'));
       }, this.timeoutMs);
       this.pending.set(id, {
         expect,

@@ -417,6 +417,39 @@ test('client: no agent at the path says so, with how to start it or pass --socke
   });
 });
 
+test('client: a path that is no socket, or too long for one, says that instead of "not running"', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockmesh-notsock-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'mesh.yaml');
+  fs.writeFileSync(file, 'kind: Mesh\n');
+  for (const [p, what] of [[file, 'a regular file'], [dir, 'a directory']] as const) {
+    await assert.rejects(ApiClient.connect(p), (err: unknown) =>
+      err instanceof ApiError && err.message.startsWith(`${p} is ${what}, not the agent's unix socket: point --socket`));
+  }
+  const long = path.join(dir, 'x'.repeat(120));
+  await assert.rejects(ApiClient.connect(long), (err: unknown) =>
+    err instanceof ApiError && /is 1\d\d bytes long, more than a unix socket path can be \(107\): use a shorter --socket path/.test(err.message));
+});
+
+test('client: something else on the socket (it answers HTTP and hangs up) is named as such', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockmesh-other-'));
+  const socket = path.join(dir, 'other.sock');
+  const other = net.createServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+  await new Promise<void>((r) => other.listen(socket, r));
+  t.after(() => {
+    other.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  await withClient(socket, async (c) => {
+    await assert.rejects(c.status(), (err: unknown) => {
+      assert.ok(err instanceof ApiError);
+      assert.equal(err.message, `${socket} sent 28 bytes that are no sockmesh API frame, then closed the connection: ` +
+        'is it a sockmesh agent\'s api socket? (--socket, SOCKMESH_API_SOCKET)');
+      return true;
+    });
+  });
+});
+
 // ---- the compiled CLI against the test server -------------------------------------
 
 interface CliResult {
@@ -476,8 +509,10 @@ test('CLI: `edges` lists client sides by default, averages per measured connecti
     assert.deepEqual((JSON.parse(j.stdout) as { items: { key: string }[] }).items.map((e) => e.key), ['client|shop/cart|default/web:http|[fd00::2]:8080']);
     const s = await cli(['edges', '--socket', socket, '-o', 'json', '--service', 'web', '--side', 'server']);
     assert.deepEqual((JSON.parse(s.stdout) as { items: { key: string }[] }).items.map((e) => e.key), ['server|default/web|default/web:http|10.0.0.1:8080']);
-    const none = await cli(['edges', '--socket', socket, '--service', 'shop/nope']);
-    assert.deepEqual([none.code, none.stdout, none.stderr], [0, '', 'No edges found.\n']);
+    const none = await cli(['edges', '--socket', socket, '--service', 'web', '--workload', 'shop/nobody']);
+    assert.deepEqual([none.code, none.stdout, none.stderr], [0, '', 'No edges found from workload shop/nobody (NAMESPACE/NAME, as in the mesh file).\n']);
+    const typo = await cli(['edges', '--socket', socket, '--service', 'shop/nope']);
+    assert.deepEqual([typo.code, typo.stdout, typo.stderr], [1, '', 'sockmesh: service shop/nope not found (known: default/web, shop/cart)\n'], 'a typo is not "no traffic"');
     const bad = await cli(['edges', '--socket', socket, '--workload', 'a/b/c']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /--workload must be NAME or NAMESPACE\/NAME, got "a\/b\/c"/);
@@ -485,7 +520,7 @@ test('CLI: `edges` lists client sides by default, averages per measured connecti
 
 test('CLI: `edges --watch` lists again every interval under the time it read them, and Ctrl-C ends it cleanly', () =>
   withHarness(async ({ socket }) => {
-    const child = spawn(process.execPath, [CLI, 'edges', '--socket', socket, '--watch', '0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'edges', '--socket', socket, '--watch', '0.5'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
@@ -498,7 +533,7 @@ test('CLI: `edges --watch` lists again every interval under the time it read the
     assert.equal((out.match(/^\d{4}-\d\d-\d\dT\S+Z$/gm) ?? []).length, lists(), 'each under its time');
     const bad = await cli(['edges', '--socket', socket, '--watch', '0']);
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /--watch takes a number of seconds > 0, got "0"/);
+    assert.match(bad.stderr, /--watch takes seconds between 0.5 and 86400, got "0"/);
   }));
 
 test('CLI: `connections` shows each record\'s workload and service by name (wide: backend too); filters by name', () =>
