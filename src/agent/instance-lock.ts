@@ -68,6 +68,31 @@ export function readHolder(file: string): LockHolder | undefined {
   }
 }
 
+/**
+ * The agents that say they run on this machine: holders in the lock
+ * directory whose process is alive and whose API socket is there. What a
+ * client that found no agent at its socket can suggest instead.
+ */
+export function runningAgents(lockDir: string = DEFAULT_LOCK_DIR): LockHolder[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(lockDir).filter((n) => n.endsWith('.lock'));
+  } catch {
+    return [];
+  }
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  };
+  return names.map((n) => readHolder(path.join(lockDir, n)))
+    .filter((h): h is LockHolder => h !== undefined && alive(h.pid) && fs.existsSync(h.apiSocket))
+    .sort((a, b) => a.instance.localeCompare(b.instance));
+}
+
 /** The lock, or undefined while another open file holds it. */
 function tryLock(file: string): number | undefined {
   try {

@@ -4,7 +4,8 @@
  * exit code 1 (main.ts's catch-all exits 2, for bugs).
  */
 import { Command, Option } from 'commander';
-import { ApiClient } from '../api/client';
+import { ApiClient, ApiError } from '../api/client';
+import { runningAgents } from '../agent/instance-lock';
 import { OUTPUT_FORMATS, OutputFormat, isOutputFormat } from './render/output';
 
 export const DEFAULT_SOCKET = '/run/sockmesh/default.sock';
@@ -89,10 +90,18 @@ export async function withClient<F extends ApiFlags>(parse: () => F, fn: (client
     client = await ApiClient.connect(flags.socket);
     await fn(client, flags);
   } catch (err) {
-    reportError(err);
+    reportError(err instanceof ApiError && err.code === 'not_running' ? withRunningAgents(err) : err);
   } finally {
     client?.close();
   }
+}
+
+/** "Not running here" - but maybe running under another name: say where (the lock directory knows). */
+function withRunningAgents(err: ApiError): Error {
+  const others = runningAgents();
+  if (others.length === 0) return err;
+  const list = others.map((h) => `instance ${h.instance} (--socket ${h.apiSocket})`).join(', ');
+  return new Error(`${err.message}; agents running on this machine: ${list}`);
 }
 
 /** Prints an empty result the kubectl way: nothing on stdout, a note on stderr (tables only; json/yaml print the empty list). */

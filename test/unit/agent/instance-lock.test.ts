@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { InstanceLock, InstanceLockedError, LockHolder, lockHeld, lockPath, readHolder } from '../../../src/agent/instance-lock';
+import { InstanceLock, InstanceLockedError, LockHolder, lockHeld, lockPath, readHolder, runningAgents } from '../../../src/agent/instance-lock';
 
 const lockDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockmesh-locks-'));
 test.after(() => fs.rmSync(lockDir, { recursive: true, force: true }));
@@ -104,4 +104,19 @@ test('a lock directory that cannot be made says where and what the agent needs',
   fs.writeFileSync(file, '');
   await assert.rejects(InstanceLock.acquire(dir('nodir'), me('a'), { lockDir: path.join(file, 'locks') }),
     /cannot take the instance lock in .*a-file\/locks: .*ENOTDIR.*; the agent needs it writable, shared by every agent of the node/);
+});
+
+test('runningAgents: holders alive with their socket there, for a client that found none at its own', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockmesh-running-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sock = path.join(dir, 'demo.sock');
+  fs.writeFileSync(sock, ''); // where the API socket would be
+  const write = (name: string, h: object): void => fs.writeFileSync(path.join(dir, `${name}.lock`), JSON.stringify(h));
+  const holder = { version: '0', startedAt: '2026-01-01T00:00:00Z' };
+  write('live', { ...holder, pid: process.pid, instance: 'demo', apiSocket: sock });
+  write('dead', { ...holder, pid: 2 ** 22 + 1, instance: 'gone', apiSocket: sock }); // above pid_max: no such process
+  write('nosock', { ...holder, pid: process.pid, instance: 'nosock', apiSocket: path.join(dir, 'none.sock') });
+  fs.writeFileSync(path.join(dir, 'garbage.lock'), 'not json');
+  assert.deepEqual(runningAgents(dir).map((h) => h.instance), ['demo']);
+  assert.deepEqual(runningAgents(path.join(dir, 'missing')), []);
 });
