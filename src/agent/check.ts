@@ -4,7 +4,7 @@
  * the kernel tables of this build - so a file can be checked in CI before it
  * reaches a node. Pure apart from the table sizes, which the caller reads.
  */
-import { parseAllDocuments, isMap, isScalar, LineCounter, Scalar } from 'yaml';
+import { parseAllDocuments, parseDocument, isMap, isScalar, LineCounter, Scalar } from 'yaml';
 import { formatConfigIssue, formatSettingsIssue, type SourcePosition } from '../config/errors';
 import { parseMesh } from '../config/load';
 import { mergeSettings } from '../config/settings';
@@ -70,34 +70,58 @@ export function checkMesh(text: string, file: string, room: TableRoom, origin?: 
   };
 }
 
-/** A mesh file carried in a Kubernetes ConfigMap of a manifest. */
-export interface EmbeddedMesh {
-  /** "sockmesh.yaml: ConfigMap sockmesh/sockmesh-mesh, mesh.yaml" */
-  label: string;
-  text: string;
-  /** set for a literal block (`key: |`), whose lines map one to one onto the manifest's */
-  origin?: TextOrigin;
+/** A mesh file carried in a Kubernetes ConfigMap of a manifest, or why a document of it could not be read. */
+export type EmbeddedMesh =
+  | {
+    /** "sockmesh.yaml: ConfigMap sockmesh/sockmesh-mesh, mesh.yaml" */
+    label: string;
+    text: string;
+    /** set for a literal block (`key: |`), whose lines map one to one onto the manifest's */
+    origin?: TextOrigin;
+  }
+  | { label: string; error: string };
+
+/** Whether a data value is a mesh file: its top-level kind, however quoted or commented. */
+function isMeshText(value: string): boolean {
+  if (!/^kind:/m.test(value)) return false;
+  const doc = parseDocument(value);
+  // Unparsable, yet it says it is a mesh: check it, so that its errors are shown rather than skipped.
+  if (doc.errors.length > 0) return /^kind:\s*(["']?)Mesh\1\s*(#.*)?$/m.test(value);
+  return isMap(doc.contents) && doc.get('kind') === 'Mesh';
 }
 
 /**
  * The mesh files in a manifest: every ConfigMap data value that is a
- * sockmesh Mesh. Undefined when `text` is not a manifest with a ConfigMap
- * (then it is a mesh file itself, or nothing `validate` knows).
+ * sockmesh Mesh, and each document of it that is not YAML (it could be
+ * one). Undefined when `text` is one document that is no ConfigMap: a mesh
+ * file itself, or nothing `validate` knows.
  */
 export function embeddedMeshes(text: string, file: string): EmbeddedMesh[] | undefined {
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter });
   if (!Array.isArray(docs)) return undefined;
+  const at = (offset: number): string => {
+    const { line, col } = lineCounter.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
   const maps = docs.filter((d) => d.errors.length === 0 && d.get('kind') === 'ConfigMap');
-  if (maps.length === 0) return undefined;
+  if (docs.length <= 1 && maps.length === 0) return undefined;
   const out: EmbeddedMesh[] = [];
+  for (const [i, d] of docs.entries()) {
+    if (d.errors.length > 0) {
+      out.push({ label: `${file}: document ${i + 1}`, error: `${at(d.errors[0]!.pos[0])} YAML: ${d.errors[0]!.message.split('\n')[0]}` });
+    } else if (d.get('kind') === 'Mesh' && maps.length === 0) {
+      out.push({ label: file, error: `${at(d.range[0])} YAML: a mesh file is one document; ${file} has ${docs.length} (\`---\` lines): remove the extra ones, or split the file` });
+      break;
+    }
+  }
   for (const d of maps) {
     const data = d.get('data', true);
     if (!isMap(data)) continue;
     const meta = d.get('metadata', true);
     const name = isMap(meta) ? `${String(meta.get('namespace') ?? 'default')}/${String(meta.get('name') ?? '?')}` : '?';
     for (const pair of data.items) {
-      if (!isScalar(pair.value) || typeof pair.value.value !== 'string' || !/^kind:\s*Mesh\s*$/m.test(pair.value.value)) continue;
+      if (!isScalar(pair.value) || typeof pair.value.value !== 'string' || !isMeshText(pair.value.value)) continue;
       const body = pair.value.value;
       out.push({ label: `${file}: ConfigMap ${name}, ${String(isScalar(pair.key) ? pair.key.value : pair.key)}`, text: body, ...literalOrigin(text, pair.value, lineCounter) });
     }

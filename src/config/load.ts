@@ -49,7 +49,7 @@ export function parseMesh(text: string, fileName: string): LoadResult {
   // Warnings too (e.g. an unknown !tag): a value we would read differently than meant.
   const syntax = [...doc.errors, ...doc.warnings];
   if (syntax.length > 0) {
-    return { ok: false, issues: syntax.map((e) => ({ ...at(e.pos[0]), path: '', message: `YAML: ${e.message}` })) };
+    return { ok: false, issues: syntax.map((e) => ({ ...at(e.pos[0]), path: '', message: yamlMessage(e) })) };
   }
 
   let plain: unknown;
@@ -73,6 +73,12 @@ export function parseMesh(text: string, fileName: string): LoadResult {
     return { ok: false, issues: located, ...(agentKnown ? { agentLayer } : {}) };
   }
   return { ok: true, config: { ...mesh.mesh, agent: agent.values }, agentLayer };
+}
+
+/** The parser's message, without the excerpt prettyErrors would add anyway, and in our words where theirs name their API. */
+function yamlMessage(e: { code: string; message: string }): string {
+  if (e.code === 'MULTIPLE_DOCS') return 'YAML: a mesh file is one document; a second one starts here (a `---` line): remove it, or split the file';
+  return `YAML: ${e.message}`;
 }
 
 /**

@@ -31,7 +31,8 @@ export function validateCommand(): Command {
         const embedded = embeddedMeshes(text, file);
         if (embedded === undefined) return [checkMesh(text, file, room)];
         if (embedded.length === 0) return [{ file, valid: false, errors: [`${file}: its ConfigMaps carry no mesh file (a data value with kind: Mesh)`] }];
-        return embedded.map((e) => checkMesh(e.text, e.label, room, e.origin ? { ...e.origin, positionsIn: file } : undefined));
+        return embedded.map((e) => ('error' in e ? { file: e.label, valid: false, errors: [e.error] }
+          : checkMesh(e.text, e.label, room, e.origin ? { ...e.origin, positionsIn: file } : undefined)));
       });
       process.stdout.write(renderChecks(output, checks));
       process.exitCode = checks.every((c) => c.valid) ? 0 : 1;

@@ -133,6 +133,7 @@ data:
   const embedded = embeddedMeshes(manifest, 'deploy.yaml');
   assert.equal(embedded?.length, 1);
   const e = embedded![0]!;
+  assert.ok(!('error' in e));
   assert.equal(e.label, 'deploy.yaml: ConfigMap mesh/sockmesh-mesh, mesh.yaml');
   const c = checkMesh(e.text, e.label, ROOM, { ...e.origin!, positionsIn: 'deploy.yaml' });
   assert.equal(c.valid, false);
@@ -143,5 +144,27 @@ data:
   assert.equal(embeddedMeshes(mesh(WEB), 'mesh.yaml'), undefined, 'a mesh file is not a manifest');
   assert.deepEqual(embeddedMeshes('kind: ConfigMap\ndata: { a: b }\n', 'cm.yaml'), [], 'ConfigMaps, but no mesh in them');
   const shipped = embeddedMeshes(fs.readFileSync(path.join(repoRoot, 'daemonset', 'sockmesh.yaml'), 'utf8'), 'sockmesh.yaml')!;
-  assert.deepEqual(shipped.map((x) => checkMesh(x.text, x.label, ROOM).valid), [true], 'the shipped DaemonSet\'s mesh');
+  assert.deepEqual(shipped.map((x) => !('error' in x) && checkMesh(x.text, x.label, ROOM).valid), [true], 'the shipped DaemonSet\'s mesh');
+});
+
+test('a manifest: a mesh whose kind is quoted or commented is still checked; a broken document is named, not skipped', () => {
+  const cm = (name: string, kindLine: string): string => `apiVersion: v1
+kind: ConfigMap
+metadata: { name: ${name}, namespace: mesh }
+data:
+  mesh.yaml: |
+    apiVersion: sockmesh.io/v1alpha1
+    ${kindLine}
+    services: []
+    workloads: []
+`;
+  const quoted = embeddedMeshes(`${cm('a', 'kind: "Mesh"')}---\n${cm('b', 'kind: Mesh # the mesh')}`, 'deploy.yaml')!;
+  assert.deepEqual(quoted.map((x) => x.label), ['deploy.yaml: ConfigMap mesh/a, mesh.yaml', 'deploy.yaml: ConfigMap mesh/b, mesh.yaml']);
+  const broken = embeddedMeshes(`${cm('a', 'kind: Mesh')}---\napiVersion: v1\nkind: ConfigMap\nmetadata: { name: x\n`, 'deploy.yaml')!;
+  assert.equal(broken.length, 2);
+  const bad = broken.find((x) => 'error' in x);
+  assert.ok(bad && 'error' in bad && bad.label === 'deploy.yaml: document 2' && /^deploy\.yaml:1[0-9]:\d+ YAML: /.test(bad.error), JSON.stringify(bad));
+  // A mesh file with a second document is a mesh file, not a manifest without ConfigMaps.
+  const two = embeddedMeshes(`${mesh(WEB)}---\nfoo: 1\n`, 'mesh.yaml')!;
+  assert.deepEqual(two.map((x) => 'error' in x && x.error.replace(/:\d+:\d+ /, ':L:C ')), ['mesh.yaml:L:C YAML: a mesh file is one document; mesh.yaml has 2 (`---` lines): remove the extra ones, or split the file']);
 });

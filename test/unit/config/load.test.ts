@@ -483,3 +483,10 @@ test('an alias is located where it is used', () => {
   );
   expectIssue(text, 'services[1].vips[0]', '*v', /already used by service default\/a/);
 });
+
+test('a second YAML document in a mesh file is named for what it is, where it starts', () => {
+  const r = parseMesh('apiVersion: sockmesh.io/v1alpha1\nkind: Mesh\n---\nservices: []\n', 'mesh.yaml');
+  assert.ok(!r.ok);
+  assert.deepEqual(r.issues.map((i) => `${i.line}:${i.column} ${i.message}`),
+    ['3:1 YAML: a mesh file is one document; a second one starts here (a `---` line): remove it, or split the file']);
+});
