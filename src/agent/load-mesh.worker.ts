@@ -3,16 +3,15 @@
  * validate the mesh file and compute the dataplane's desired state, then post
  * the result back. Nothing here touches the kernel.
  */
-import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { parseMesh } from '../config/load';
+import { parseMesh, readMeshText } from '../config/load';
 import { desiredOf } from './compile';
 import type { WorkerReply } from './load-mesh';
 
 const { file } = workerData as { file: string };
 let reply: WorkerReply;
 try {
-  const parsed = parseMesh(fs.readFileSync(file, 'utf8'), file);
+  const parsed = parseMesh(readMeshText(file), file);
   reply = parsed.ok
     ? { kind: 'loaded', config: parsed.config, desired: desiredOf(parsed.config) }
     : { kind: 'invalid', issues: parsed.issues };

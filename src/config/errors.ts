@@ -12,6 +12,14 @@ export interface SourcePosition {
   readonly column: number;
 }
 
+/** Enough of a bad value to recognise it; a pasted blob must not flood the terminal with itself. */
+const QUOTE_MAX = 80;
+
+/** A user's string as a message shows it: JSON-quoted, cut after QUOTE_MAX characters. */
+export function quote(s: string): string {
+  return s.length > QUOTE_MAX ? `${JSON.stringify(s.slice(0, QUOTE_MAX))}... (${s.length} characters)` : JSON.stringify(s);
+}
+
 /** One problem in a config file. */
 export interface ConfigIssue extends SourcePosition {
   /** Where in the document, e.g. "services[2].backends[0].weight"; "" for the document itself. */

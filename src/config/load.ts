@@ -29,9 +29,39 @@ export type LoadResult =
     readonly agentLayer?: FileLayer;
   };
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A mesh file's text. YAML is UTF-8: other bytes would come through as
+ * U+FFFD inside values ("caf\uFFFD") and fail far from their cause, so they
+ * are refused here, at their line. A leading BOM is dropped (editors on
+ * Windows write one), so columns count from the first real character.
+ * fs errors (ENOENT, EISDIR...) pass through.
+ */
+export function readMeshText(path: string): string {
+  const bytes = fs.readFileSync(path);
+  try {
+    return utf8.decode(bytes).replace(/^\uFEFF/, '');
+  } catch {
+    // Line by line: newlines are single bytes in UTF-8, so a bad sequence lies within one line.
+    let line = 1;
+    for (let from = 0; from <= bytes.length; line++) {
+      let to = bytes.indexOf(0x0a, from);
+      if (to < 0) to = bytes.length;
+      try {
+        utf8.decode(bytes.subarray(from, to));
+      } catch {
+        break;
+      }
+      from = to + 1;
+    }
+    throw new Error(`${path} is not UTF-8 text (line ${line} has bytes that are not): save it as UTF-8`);
+  }
+}
+
 /** Reads and validates a mesh file. Throws ConfigError listing every issue; fs errors (ENOENT...) pass through. */
 export function loadMeshFile(path: string): MeshConfig {
-  const result = parseMesh(fs.readFileSync(path, 'utf8'), path);
+  const result = parseMesh(readMeshText(path), path);
   if (!result.ok) throw new ConfigError(result.issues);
   return result.config;
 }
@@ -46,6 +76,9 @@ export function parseMesh(text: string, fileName: string): LoadResult {
     return { file: fileName, line, column: col };
   };
 
+  if (text.trim() === '') {
+    return { ok: false, issues: [{ ...at(0), path: '', message: 'the file is empty: a mesh file starts with apiVersion: sockmesh.io/v1alpha1 and kind: Mesh (see examples/mesh.yaml)' }] };
+  }
   // Warnings too (e.g. an unknown !tag): a value we would read differently than meant.
   const syntax = [...doc.errors, ...doc.warnings];
   if (syntax.length > 0) {

@@ -10,6 +10,7 @@
  * nothing downstream should parse address text again.
  */
 import net from 'node:net';
+import { quote } from './errors';
 
 export type IpFamily = 4 | 6;
 
@@ -175,8 +176,8 @@ export function parseIp(text: string): Checked<IpAddress> {
     text.split('.').forEach((octet, i) => { bytes[12 + i] = Number(octet); });
     return { ok: true, value: { family: 4, text, bytes } };
   }
-  if (!net.isIPv6(text)) return { ok: false, reason: `not an IP address: ${JSON.stringify(text)}` };
-  if (text.includes('%')) return { ok: false, reason: `zone ids are not allowed: ${JSON.stringify(text)}` };
+  if (!net.isIPv6(text)) return { ok: false, reason: `not an IP address: ${quote(text)}` };
+  if (text.includes('%')) return { ok: false, reason: `zone ids are not allowed: ${quote(text)}` };
   // The WHATWG URL parser is Node's own IPv6 parser; its host serialization is
   // RFC 5952 form (hex groups only, one ::), which is simple to turn into bytes.
   const canonical = new URL(`http://[${text}]/`).hostname.slice(1, -1);
@@ -202,14 +203,14 @@ function v6Bytes(canonical: string): Buffer {
 /** Parses "address/prefix", refusing host bits: 127.77.0.1/16 is more likely a typo than intent. */
 export function parseCidr(text: string): Checked<Cidr> {
   const slash = text.indexOf('/');
-  if (slash < 0) return { ok: false, reason: `not a CIDR (address/prefix): ${JSON.stringify(text)}` };
+  if (slash < 0) return { ok: false, reason: `not a CIDR (address/prefix): ${quote(text)}` };
   const ip = parseIp(text.slice(0, slash));
-  if (!ip.ok) return { ok: false, reason: `bad CIDR ${JSON.stringify(text)}: ${ip.reason}` };
+  if (!ip.ok) return { ok: false, reason: `bad CIDR ${quote(text)}: ${ip.reason}` };
   const max = ip.value.family === 4 ? 32 : 128;
   const prefixText = text.slice(slash + 1);
   const prefix = Number(prefixText);
   if (!/^(0|[1-9][0-9]*)$/.test(prefixText) || prefix > max) {
-    return { ok: false, reason: `bad CIDR ${JSON.stringify(text)}: prefix must be an integer in 0..${max}` };
+    return { ok: false, reason: `bad CIDR ${quote(text)}: prefix must be an integer in 0..${max}` };
   }
   // Compare within the family's own bit width: IPv4 bits start at byte 12.
   const offset = ip.value.family === 4 ? 12 : 0;
@@ -220,7 +221,7 @@ export function parseCidr(text: string): Checked<Cidr> {
   }
   if (!masked.equals(ip.value.bytes)) {
     const fixed = ip.value.family === 4 ? Array.from(masked.subarray(12)).join('.') : new URL(`http://[${v6Text(masked)}]/`).hostname.slice(1, -1);
-    return { ok: false, reason: `bad CIDR ${JSON.stringify(text)}: host bits are set (the network is ${fixed}/${prefix})` };
+    return { ok: false, reason: `bad CIDR ${quote(text)}: host bits are set (the network is ${fixed}/${prefix})` };
   }
   return { ok: true, value: { family: ip.value.family, text: `${ip.value.text}/${prefix}`, network: ip.value, prefix } };
 }

@@ -10,6 +10,7 @@
  * the others, and the cross-field checks then run over every part that parsed.
  */
 import { z } from 'zod';
+import { quote } from './errors';
 import {
   CidrSet, parseCidr, parseIp, serviceKey,
   type Backend, type Checked, type Cidr, type IpAddress, type Labels, type MeshConfig,
@@ -49,7 +50,7 @@ export function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
-  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'string') return quote(v);
   return String(v);
 }
 
@@ -122,7 +123,7 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export function checkDnsLabel(s: string): Checked<string> {
   return DNS1123_LABEL.test(s) && s.length <= 63
     ? ok(s)
-    : bad(`must be a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63), got ${JSON.stringify(s)}`);
+    : bad(`must be a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63), got ${quote(s)}`);
 }
 
 /**
@@ -132,7 +133,7 @@ export function checkDnsLabel(s: string): Checked<string> {
  * two spellings cannot name one cgroup (duplicates are caught by comparing text).
  */
 export function checkCgroupPath(s: string): Checked<string> {
-  const q = JSON.stringify(s);
+  const q = quote(s);
   if (s === '') return bad('must not be empty');
   if (s.startsWith('/')) return bad(`must be relative to the cgroup v2 mount (no leading "/"), got ${q}`);
   if (/[\u0000-\u001f\u007f]/.test(s)) return bad(`must not contain control characters, got ${q}`);
@@ -152,10 +153,10 @@ function checkLabelKey(key: string): string | undefined {
   const prefix = slash < 0 ? undefined : key.slice(0, slash);
   const name = slash < 0 ? key : key.slice(slash + 1);
   if (prefix !== undefined && (!DNS1123_SUBDOMAIN.test(prefix) || prefix.length > 253)) {
-    return `label key prefix must be a DNS-1123 subdomain, got ${JSON.stringify(key)}`;
+    return `label key prefix must be a DNS-1123 subdomain, got ${quote(key)}`;
   }
   if (!LABEL_NAME.test(name) || name.length > 63) {
-    return `label key must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (optionally after "prefix/"), got ${JSON.stringify(key)}`;
+    return `label key must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (optionally after "prefix/"), got ${quote(key)}`;
   }
   return undefined;
 }
@@ -171,7 +172,7 @@ const LabelValue = checked((v): Checked<string> => {
   if (typeof v !== 'string') return bad(`label values must be strings, got ${describe(v)}`);
   return v === '' || (LABEL_NAME.test(v) && v.length <= 63)
     ? ok(v)
-    : bad(`label value must be empty or at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, got ${JSON.stringify(v)}`);
+    : bad(`label value must be empty or at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, got ${quote(v)}`);
 });
 
 const LabelsSchema: z.ZodType<Labels> = z.record(LabelKey, LabelValue);
@@ -406,7 +407,7 @@ function checkService(svc: ServiceView): PathIssue[] {
     }
   }
   for (const { item, first } of duplicates(svc.ports, (p) => p.name)) {
-    report(['ports', item.index, 'name'], `duplicate port name ${JSON.stringify(item.value.name)} (also ports[${first}])`);
+    report(['ports', item.index, 'name'], `duplicate port name ${quote(item.value.name ?? '')} (also ports[${first}])`);
   }
   for (const { item, first } of duplicates(svc.ports, (p) => `${p.port}/${p.protocol}`)) {
     report(['ports', item.index, 'port'], `duplicate port ${item.value.port}/${item.value.protocol} (also ports[${first}])`);
@@ -426,7 +427,7 @@ function checkService(svc: ServiceView): PathIssue[] {
   for (const p of svc.ports) {
     const t = p.value.targetPort;
     if (typeof t === 'string' && svc.backends.length > 0 && !svc.backends.some((b) => t in b.value.ports)) {
-      report(['ports', p.index, 'targetPort'], `no backend declares a port named ${JSON.stringify(t)} (backends[].ports)`);
+      report(['ports', p.index, 'targetPort'], `no backend declares a port named ${quote(t)} (backends[].ports)`);
     }
   }
   for (const { item, first } of duplicates(svc.backends, (b) => b.address.text)) {

@@ -9,7 +9,7 @@
  * overrides: a bad SOCKMESH_* variable is a latent bug even while a flag
  * hides it, and would surface the day the flag goes away.
  */
-import type { SettingsIssue, SourcePosition } from './errors';
+import { quote, type SettingsIssue, type SourcePosition } from './errors';
 import type { AgentSettings, BpfStats, Checked, HostPort, LogLevel, RttSamples } from './model';
 import { parseIp } from './model';
 import {
@@ -51,7 +51,7 @@ const bad = <T>(reason: string): Checked<T> => ({ ok: false, reason });
 const SUN_PATH_MAX = 107;
 
 function checkAbsolutePath(s: string): Checked<string> {
-  const q = JSON.stringify(s);
+  const q = quote(s);
   if (!s.startsWith('/')) return bad(`must be an absolute path, got ${q}`);
   if (/[\u0000-\u001f\u007f]/.test(s)) return bad(`must not contain control characters, got ${q}`);
   const segments = s.slice(1).split('/');
@@ -68,16 +68,16 @@ const HOSTNAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?
 function parseHostPort(s: string): Checked<HostPort> {
   const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):([0-9]+)$/.exec(s);
   const host = m?.[1] ?? m?.[2];
-  if (!m || host === undefined || host === '') return bad(`${HOST_PORT_HINT}, got ${JSON.stringify(s)}`);
+  if (!m || host === undefined || host === '') return bad(`${HOST_PORT_HINT}, got ${quote(s)}`);
   const bracketed = m[1] !== undefined;
   const ip = parseIp(host);
   // Brackets are for IPv6 only; an IPv4 or a name in brackets is a typo.
   if (bracketed ? !ip.ok || ip.value.family !== 6 : !(ip.ok || HOSTNAME.test(host))) {
-    return bad(`${HOST_PORT_HINT}, got ${JSON.stringify(s)}`);
+    return bad(`${HOST_PORT_HINT}, got ${quote(s)}`);
   }
   const port = Number(m[3]);
   // Port 0 lets the kernel pick: how tests run several agents side by side.
-  if (port > 65535) return bad(`port must be in 0..65535, got ${JSON.stringify(s)}`);
+  if (port > 65535) return bad(`port must be in 0..65535, got ${quote(s)}`);
   return ok({ host: ip.ok ? ip.value.text : host.toLowerCase(), port });
 }
 
@@ -86,12 +86,12 @@ function parseUrl(s: string): Checked<string> {
   try {
     url = new URL(s);
   } catch {
-    return bad(`not a URL (e.g. http://127.0.0.1:4317), got ${JSON.stringify(s)}`);
+    return bad(`not a URL (e.g. http://127.0.0.1:4317), got ${quote(s)}`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return bad(`must be an http:// or https:// URL, got ${JSON.stringify(s)}`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return bad(`must be an http:// or https:// URL, got ${quote(s)}`);
   // OTLP/gRPC addresses a host, not a resource: a path would be silently ignored.
   if (url.username || url.password || url.pathname !== '/' || url.search || url.hash) {
-    return bad(`must be scheme://host[:port] only (no credentials, path or query), got ${JSON.stringify(s)}`);
+    return bad(`must be scheme://host[:port] only (no credentials, path or query), got ${quote(s)}`);
   }
   return ok(url.origin);
 }
@@ -144,7 +144,7 @@ const RTT_SAMPLES: readonly RttSamples[] = ['all', 'none'];
 
 function parseRttSamples(s: string): Checked<RttSamples> {
   const v = RTT_SAMPLES.find((x) => x === s);
-  return v ? ok(v) : bad(`must be all (every RTT sample: exact SRTT min/max) or none (no callback per ACK), got ${JSON.stringify(s)}`);
+  return v ? ok(v) : bad(`must be all (every RTT sample: exact SRTT min/max) or none (no callback per ACK), got ${quote(s)}`);
 }
 
 /** on/off; in the file also true/false, which is how YAML writers often spell a switch. */
@@ -177,7 +177,7 @@ function parseRingBytes(input: unknown): Checked<number> {
 
 function parseLogLevel(s: string): Checked<LogLevel> {
   const level = LOG_LEVELS.find((l) => l === s);
-  return level ? ok(level) : bad(`must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(s)}`);
+  return level ? ok(level) : bad(`must be one of ${LOG_LEVELS.join(', ')}, got ${quote(s)}`);
 }
 
 export const SETTINGS: Specs = {
@@ -187,7 +187,7 @@ export const SETTINGS: Specs = {
   metricsAddress: spec('metricsAddress', 'host:port of the Prometheus endpoint', stringParser(parseHostPort)),
   apiSocket: spec('apiSocket', 'unix socket of the local API', stringParser((s) => {
     const p = checkAbsolutePath(s);
-    if (p.ok && Buffer.byteLength(s) > SUN_PATH_MAX) return bad(`a unix socket path is at most ${SUN_PATH_MAX} bytes, got ${Buffer.byteLength(s)}: ${JSON.stringify(s)}`);
+    if (p.ok && Buffer.byteLength(s) > SUN_PATH_MAX) return bad(`a unix socket path is at most ${SUN_PATH_MAX} bytes, got ${Buffer.byteLength(s)}: ${quote(s)}`);
     return p;
   })),
   otlpEndpoint: spec('otlpEndpoint', 'OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (no export if unset)', stringParser(parseUrl)),

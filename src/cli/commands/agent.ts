@@ -13,7 +13,7 @@ import { InstanceLock } from '../../agent/instance-lock';
 import { startAddons } from '../../agent/addons';
 import { createLogger } from '../../agent/log';
 import { ConfigIssue, formatConfigIssue, SettingsError } from '../../config/errors';
-import { parseMesh } from '../../config/load';
+import { parseMesh, readMeshText } from '../../config/load';
 import { mergeSettings, readFileLayer, SETTINGS } from '../../config/settings';
 import { Dataplane } from '../../dataplane/dataplane';
 import { VERSION } from '../../version';
@@ -40,7 +40,7 @@ export function agentCommand(): Command {
       if (!st) throw new Error(`mesh file ${file} not found: pass --config with the path to your mesh YAML (see examples/mesh.yaml)`);
       if (!st.isFile()) throw new Error(`mesh file ${file} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}: pass --config with the path to your mesh YAML (see examples/mesh.yaml)`);
     }
-    const parsed = file !== undefined ? parseMesh(fs.readFileSync(file, 'utf8'), file) : undefined;
+    const parsed = file !== undefined ? parseMesh(readMeshText(file), file) : undefined;
     // The file's agent: section names the instance, cgroup root and pins. An
     // invalid service leaves it usable (the agent starts, keeps or rejects the
     // mesh); an unreadable section must not become the defaults: they would

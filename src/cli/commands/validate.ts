@@ -4,7 +4,7 @@
  * tables - with no agent and no kernel access. A Kubernetes manifest is
  * checked by the mesh files its ConfigMaps carry. Exit 1 if any is invalid.
  */
-import fs from 'node:fs';
+import { readMeshText } from '../../config/load';
 import { Command, Option } from 'commander';
 import { checkMesh, embeddedMeshes, MeshCheck } from '../../agent/check';
 import { Dataplane } from '../../dataplane/dataplane';
@@ -23,7 +23,7 @@ export function validateCommand(): Command {
       const checks = files.flatMap((file): MeshCheck[] => {
         let text: string;
         try {
-          text = fs.readFileSync(file, 'utf8');
+          text = readMeshText(file);
         } catch (err) {
           return [{ file, valid: false, errors: [`${file}: cannot read: ${(err as Error).message}`] }];
         }

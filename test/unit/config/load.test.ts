@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, formatConfigIssue, type ConfigIssue } from '../../../src/config/errors';
-import { loadMeshFile, parseMesh } from '../../../src/config/load';
+import { loadMeshFile, parseMesh, readMeshText } from '../../../src/config/load';
 import { parseCidr, parseIp, serviceFrontends, serviceKey, type MeshConfig } from '../../../src/config/model';
 import { mergeSettings } from '../../../src/config/settings';
 import { servicePorts } from '../../../src/agent/compile';
@@ -425,7 +425,7 @@ test('not a mapping, or empty', () => {
     const [issue, ...rest] = issues(text);
     assert.equal(rest.length, 0);
     assert.deepEqual([issue?.line, issue?.column, issue?.path], [1, 1, '']);
-    assert.match(issue?.message ?? '', /the document must be a mapping/);
+    assert.match(issue?.message ?? '', text === '' ? /^the file is empty/ : /the document must be a mapping/);
   }
 });
 
@@ -489,4 +489,21 @@ test('a second YAML document in a mesh file is named for what it is, where it st
   assert.ok(!r.ok);
   assert.deepEqual(r.issues.map((i) => `${i.line}:${i.column} ${i.message}`),
     ['3:1 YAML: a mesh file is one document; a second one starts here (a `---` line): remove it, or split the file']);
+});
+
+test('a mesh file that is not UTF-8 is refused at its line; a BOM is dropped; an empty file says so; long values are cut', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockmesh-text-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const latin1 = path.join(dir, 'latin1.yaml');
+  fs.writeFileSync(latin1, Buffer.concat([Buffer.from('apiVersion: sockmesh.io/v1alpha1\nkind: Mesh\nservices:\n  - name: caf'), Buffer.from([0xe9]), Buffer.from('\n')]));
+  assert.throws(() => readMeshText(latin1), { message: `${latin1} is not UTF-8 text (line 4 has bytes that are not): save it as UTF-8` });
+  const bom = path.join(dir, 'bom.yaml');
+  fs.writeFileSync(bom, '\uFEFFapiVersion: 1\n');
+  assert.equal(readMeshText(bom), 'apiVersion: 1\n');
+  const empty = parseMesh('\n \n', 'mesh.yaml');
+  assert.ok(!empty.ok && /^the file is empty: a mesh file starts with apiVersion/.test(empty.issues[0]!.message));
+  const blob = parseMesh(`apiVersion: sockmesh.io/v1alpha1\nkind: Mesh\nnetwork: { vipCIDRs: ["${'x'.repeat(5000)}"] }\n`, 'mesh.yaml');
+  assert.ok(!blob.ok);
+  const msg = blob.issues.map((i) => i.message).join('\n');
+  assert.ok(msg.length < 400 && msg.includes('... (5000 characters)'), msg);
 });
