@@ -266,12 +266,18 @@ export function decodeRequest(frame: Uint8Array): DecodedRequest {
   } catch (err) {
     return { id, invalid: { code: 'bad_request', message: err instanceof Error ? err.message : String(err) } };
   }
+  // 0 is the agent's for errors it cannot tie to a request: an answer with it would end the client's connection.
+  if (id === 0) return { id, invalid: { code: 'bad_request', message: 'request id 0 is reserved (for errors not tied to a request): number requests from 1' } };
   try {
     const which = f.oneof('method');
     switch (which) {
       case 'status': return { id, call: { method: 'status' } };
       case 'listServices': return { id, call: { method: 'listServices' } };
-      case 'listBackends': return { id, call: { method: 'listBackends', service: f.msg('listBackends').str('service') } };
+      case 'listBackends': {
+        const service = f.msg('listBackends').str('service');
+        if (!service) return { id, invalid: { code: 'bad_request', message: 'listBackends.service is required: NAMESPACE/NAME' } };
+        return { id, call: { method: 'listBackends', service } };
+      }
       case 'listEdges': return { id, call: { method: 'listEdges' } };
       case 'listConnections':
         return { id, call: { method: 'listConnections', filter: filterFromWire(f.msg('listConnections').optMsg('filter')) } };

@@ -30,6 +30,8 @@ const DEFAULT_MAX_CONNECTIONS = 64;
 const DEFAULT_MAX_BACKLOG = 4 << 20;
 
 class NotFound extends Error {}
+/** The client asked for something it cannot have: its error, not the agent's. */
+class BadRequest extends Error {}
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -115,7 +117,8 @@ class Connection {
       this.dispatch(req.id, req.call);
     } catch (err) {
       // A view that throws, or data the encoder refuses: the agent's bug, this client's error.
-      const error: ApiErrorBody = err instanceof NotFound ? { code: 'not_found', message: err.message } : { code: 'internal', message: message(err) };
+      const error: ApiErrorBody = err instanceof NotFound ? { code: 'not_found', message: err.message }
+        : err instanceof BadRequest ? { code: 'bad_request', message: err.message } : { code: 'internal', message: message(err) };
       if (error.code === 'internal') this.opts.log(`api: ${req.call.method} failed: ${message(err)}`);
       this.send(req.id, { result: 'error', error });
     }
@@ -150,7 +153,7 @@ class Connection {
    * `early`, so nothing arrives twice, out of order or never.
    */
   private follow(id: number, filter: ConnectionFilter, replayRecent: boolean): void {
-    if (this.follows.has(id)) throw new Error(`request id ${id} is already following`);
+    if (this.follows.has(id)) throw new BadRequest(`request id ${id} is already following on this connection: use a new id for each request`);
     let early: NamedRecord[] | undefined = [];
     const onRecord = (rec: NamedRecord): void => {
       if (early) {

@@ -322,6 +322,23 @@ test('a well-framed message that is not a Request: BAD_REQUEST for id 0, the con
     r.sock.destroy();
   }));
 
+test('client mistakes are BAD_REQUEST, not the agent\'s internal errors: id 0, an empty service, a reused follow id', () =>
+  withHarness(async ({ socket }) => {
+    const r = await raw(socket);
+    r.sock.write(encodeRequest({ id: 0, call: { method: 'listServices' } }));
+    r.sock.write(encodeRequest({ id: 5, call: { method: 'listBackends', service: '' } }));
+    r.sock.write(encodeRequest({ id: 6, call: { method: 'follow', filter: {}, replayRecent: false } }));
+    r.sock.write(encodeRequest({ id: 6, call: { method: 'follow', filter: {}, replayRecent: false } }));
+    const isError = (x: DecodedResponse): boolean => 'body' in x && x.body.result === 'error';
+    await waitFor(() => r.responses.filter(isError).length === 3, 'three errors');
+    const errs = r.responses.filter(isError).map((x) => errorOf(x));
+    assert.deepEqual(errs.map((e) => [e.id, e.code]), [[0, 'bad_request'], [5, 'bad_request'], [6, 'bad_request']]);
+    assert.match(errs[0]!.message, /request id 0 is reserved/);
+    assert.match(errs[1]!.message, /listBackends\.service is required/);
+    assert.match(errs[2]!.message, /request id 6 is already following on this connection/);
+    r.sock.destroy();
+  }));
+
 test('an unknown method (a newer client): UNKNOWN_METHOD with the request id', () =>
   withHarness(async ({ socket }) => {
     const r = await raw(socket);
