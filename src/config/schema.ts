@@ -436,9 +436,34 @@ function checkService(svc: ServiceView): PathIssue[] {
   return issues;
 }
 
+/**
+ * The VIP ranges themselves: no host may live in them (backends are refused
+ * there), so one that covers every address is a mistake, and a repeated or
+ * nested one says the file is not what its author thinks.
+ */
+function checkVipCidrs(cidrs: readonly Cidr[]): PathIssue[] {
+  const issues: PathIssue[] = [];
+  for (const [i, c] of cidrs.entries()) {
+    const path = ['network', 'vipCIDRs', i];
+    if (c.prefix === 0) {
+      issues.push({ path, message: `${c.text} covers every IPv${c.family} address, pods and loopback included: give the range your service VIPs come from (e.g. 10.96.0.0/12)` });
+      continue;
+    }
+    const dup = cidrs.findIndex((o, k) => k < i && o.text === c.text);
+    if (dup >= 0) {
+      issues.push({ path, message: `duplicate of vipCIDRs[${dup}]` });
+      continue;
+    }
+    // Inside a wider one (a /0 is reported as such already).
+    const j = cidrs.findIndex((o) => o.family === c.family && o.prefix > 0 && o.prefix < c.prefix && new CidrSet([o]).contains(c.network));
+    if (j >= 0) issues.push({ path, message: `inside vipCIDRs[${j}] (${cidrs[j]!.text}): remove one of them` });
+  }
+  return issues;
+}
+
 /** Rules inside each service, and across services and workloads. */
 function crossCheck(cidrs: readonly Cidr[] | undefined, services: readonly ServiceView[], workloads: readonly WorkloadView[]): PathIssue[] {
-  const issues = services.flatMap(checkService);
+  const issues = [...(cidrs ? checkVipCidrs(cidrs) : []), ...services.flatMap(checkService)];
 
   const byKey = services.map((s) => ({ index: s.index, value: s }));
   for (const { item, first } of duplicates(byKey, (s) => s.key)) {

@@ -222,6 +222,22 @@ test('bad CIDRs', () => {
   expectIssue(text, 'network.vipCIDRs[4]', '300.0.0.0/8', /not an IP address/);
 });
 
+test('VIP ranges: not every address, not twice, not one inside another', () => {
+  const text = [
+    'apiVersion: sockmesh.io/v1alpha1',
+    'kind: Mesh',
+    'network:',
+    '  vipCIDRs: [0.0.0.0/0, 10.96.0.0/16, 10.96.0.0/16, 10.96.4.0/24, 10.0.0.0/8, "::/0"]',
+    '',
+  ].join('\n');
+  expectIssue(text, 'network.vipCIDRs[0]', '0.0.0.0/0', /^0\.0\.0\.0\/0 covers every IPv4 address, pods and loopback included/);
+  expectIssue(text, 'network.vipCIDRs[2]', '10.96.0.0/16', /^duplicate of vipCIDRs\[1\]$/, 1);
+  expectIssue(text, 'network.vipCIDRs[3]', '10.96.4.0/24', /^inside vipCIDRs\[1\] \(10\.96\.0\.0\/16\): remove one of them$/);
+  expectIssue(text, 'network.vipCIDRs[1]', '10.96.0.0/16', /^inside vipCIDRs\[4\] \(10\.0\.0\.0\/8\)/);
+  expectIssue(text, 'network.vipCIDRs[5]', '"::/0"', /covers every IPv6 address/);
+  assert.equal(issues(text).filter((i) => i.path === 'network.vipCIDRs[4]').length, 0, 'the widest of nested ranges is fine');
+});
+
 test('invalid IP addresses', () => {
   const text = mesh(...service(
     'vips: [127.77.0.300, "::ffff:127.77.0.1", 0.0.0.0]',
