@@ -18,6 +18,8 @@ export class HistogramSeries {
   readonly counts: Float64Array;
   sum = 0;
   count = 0;
+  /** Exposed as all zeros (its first scrape: see PrometheusExporter.metrics()). */
+  fresh = false;
 
   constructor(readonly labels: Readonly<Record<string, string>>, private readonly bounds: Float64Array) {
     this.counts = new Float64Array(bounds.length + 1);
@@ -81,14 +83,15 @@ export class BucketHistogram<T extends string> extends Histogram<T> {
     const base = this.metricName;
     const values: PromStringValue[] = [];
     for (const s of this.all.values()) {
+      const z = s.fresh ? 0 : 1;
       let acc = 0;
       for (let i = 0; i < this.bounds.length; i++) {
         acc += s.counts[i] as number;
-        values.push({ labels: { le: this.bounds[i] as number }, sharedLabels: s.labels, value: acc, metricName: `${base}_bucket`, exemplar: null });
+        values.push({ labels: { le: this.bounds[i] as number }, sharedLabels: s.labels, value: z * acc, metricName: `${base}_bucket`, exemplar: null });
       }
-      values.push({ labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: `${base}_bucket`, exemplar: null });
-      values.push({ labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${base}_sum`, exemplar: undefined });
-      values.push({ labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${base}_count`, exemplar: undefined });
+      values.push({ labels: { le: '+Inf' }, sharedLabels: s.labels, value: z * s.count, metricName: `${base}_bucket`, exemplar: null });
+      values.push({ labels: {}, sharedLabels: s.labels, value: z * s.sum, metricName: `${base}_sum`, exemplar: undefined });
+      values.push({ labels: {}, sharedLabels: s.labels, value: z * s.count, metricName: `${base}_count`, exemplar: undefined });
     }
     return { name: this.metricName, help: this.metricHelp, type: 'histogram', values, aggregator: 'sum' };
   }

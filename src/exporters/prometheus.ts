@@ -89,6 +89,10 @@ interface EdgeSeries {
   readonly connectDuration: HistogramSeries | undefined; // client side only
   readonly srtt: HistogramSeries;
   readonly connectionDuration: HistogramSeries;
+  /** The scrape that first exposed this series (0: none yet); it exposes zeros. */
+  firstScrape: number;
+  /** Exposed as zeros in the scrape in progress. */
+  fresh: boolean;
 }
 
 type EdgeCounterField = 'opened' | 'closed' | 'failed' | 'sentBytes' | 'receivedBytes' | 'retransmits' | 'timeouts';
@@ -113,6 +117,10 @@ export class PrometheusExporter {
   /** Every series by edge key, for scrapes; an edge the aggregator expires leaves it (forget()). */
   private readonly byKey = new Map<string, EdgeSeries>();
   private expired = 0;
+  /** Scrapes begun: metrics() calls. */
+  private scrapes = 0;
+  /** Verdict series (service|verdict) by the scrape that first exposed them, at zero as edge series are. */
+  private readonly verdictsFirst = new Map<string, number>();
   private readonly attached = new WeakSet<Aggregator>();
   private readonly connectDuration: BucketHistogram<EdgeLabelName>;
   private readonly srtt: BucketHistogram<EdgeLabelName>;
@@ -129,7 +137,7 @@ export class PrometheusExporter {
         collect: () => {
           // Rebuilt from the series at every scrape: reset, then one inc per edge.
           counter.reset();
-          for (const s of this.byKey.values()) counter.inc(s.labels, s[def.field]);
+          for (const s of this.byKey.values()) counter.inc(s.labels, s.fresh ? 0 : s[def.field]);
         },
       });
     }
@@ -140,8 +148,8 @@ export class PrometheusExporter {
       collect: () => {
         resets.reset();
         for (const s of this.byKey.values()) {
-          resets.inc(s.resetsSentLabels, s.resetsSent);
-          resets.inc(s.resetsReceivedLabels, s.resetsReceived);
+          resets.inc(s.resetsSentLabels, s.fresh ? 0 : s.resetsSent);
+          resets.inc(s.resetsReceivedLabels, s.fresh ? 0 : s.resetsReceived);
         }
       },
     });
@@ -214,8 +222,29 @@ export class PrometheusExporter {
     this.agentCollector = fn;
   }
 
-  /** The exposition text; one call per scrape. Rejects when the agent collector throws or reports nonsense. */
+  /**
+   * The exposition text; one call per scrape. Rejects when the agent
+   * collector throws or reports nonsense.
+   *
+   * A series first appears at zero, its counts from the next scrape on:
+   * rate() and increase() need a sample before the first increment, and a
+   * series created by the record that counts it would never give one - an
+   * edge with less than a connection per edgeTtl (a CronJob, a health
+   * check), expired and made again each time, would read as no traffic.
+   * The cost: counts of a new edge show one scrape late. With two scrapers
+   * (an HA pair), the one that scrapes second sees the counts first.
+   */
   async metrics(): Promise<string> {
+    const scrape = ++this.scrapes;
+    for (const s of this.byKey.values()) {
+      if (s.firstScrape === 0) s.firstScrape = scrape;
+      const fresh = s.firstScrape === scrape;
+      if (fresh === s.fresh) continue;
+      s.fresh = fresh;
+      if (s.connectDuration) s.connectDuration.fresh = fresh;
+      s.srtt.fresh = fresh;
+      s.connectionDuration.fresh = fresh;
+    }
     this.agentSnapshot = this.agentCollector?.();
     try {
       // registry.metrics() runs every collect() synchronously before its first
@@ -272,6 +301,8 @@ export class PrometheusExporter {
         connectDuration: labels.side === 'client' ? this.connectDuration.series(edge.key, labels) : undefined,
         srtt: this.srtt.series(edge.key, labels),
         connectionDuration: this.connectionDuration.series(edge.key, labels),
+        firstScrape: 0,
+        fresh: false,
       };
       this.byKey.set(edge.key, s);
     }
@@ -323,7 +354,16 @@ export class PrometheusExporter {
         if (!a) return;
         // Labelled: reset() empties it, so a service gone from the config stops being exposed.
         verdicts.reset();
-        for (const v of a.verdicts) verdicts.inc({ service: v.service, verdict: v.verdict }, checkCount('sockmesh_connect_verdicts_total', v.count));
+        const now = new Set<string>();
+        for (const v of a.verdicts) {
+          const key = `${v.service}|${v.verdict}`;
+          now.add(key);
+          // The kernel makes a verdict's counter at its first connect: a first outage must still show in increase().
+          const first = this.verdictsFirst.get(key) ?? this.scrapes;
+          this.verdictsFirst.set(key, first);
+          verdicts.inc({ service: v.service, verdict: v.verdict }, first === this.scrapes ? 0 : checkCount('sockmesh_connect_verdicts_total', v.count));
+        }
+        for (const key of this.verdictsFirst.keys()) if (!now.has(key)) this.verdictsFirst.delete(key);
       },
     });
 

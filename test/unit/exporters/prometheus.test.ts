@@ -133,12 +133,38 @@ function typeOf(text: string, name: string): string | undefined {
   return new RegExp(`^# TYPE ${name} (\\S+)$`, 'm').exec(text)?.[1];
 }
 
+/**
+ * What a Prometheus server that scraped before sees: new series show zeros
+ * in their first scrape (tested on its own below), so this scrapes twice.
+ */
 async function scrape(exp: PrometheusExporter): Promise<{ text: string; samples: Sample[] }> {
+  await exp.metrics();
   const text = await exp.metrics();
   return { text, samples: parse(text) };
 }
 
 // ---- edge metrics ----
+
+test('a new series is exposed at zero first, its counts from the next scrape: rate() sees its first connections', async () => {
+  const { agg, exp } = setup();
+  const opened = (text: string, labels: Record<string, string> = CLIENT): number | undefined => value(parse(text), 'sockmesh_connections_opened_total', labels);
+  agg.ingest(close(1n, { bytesSent: 10, bytesReceived: 20, retransmits: 0, connectUs: 100 }));
+  const first = await exp.metrics();
+  assert.equal(opened(first), 0, 'the series exists, at zero');
+  assert.equal(value(parse(first), 'sockmesh_connect_duration_seconds_count', CLIENT), 0, 'histograms too');
+  assert.equal(value(parse(first), 'sockmesh_sent_bytes_total', CLIENT), 0);
+  const second = await exp.metrics();
+  assert.equal(opened(second), 1);
+  assert.equal(value(parse(second), 'sockmesh_connect_duration_seconds_count', CLIENT), 1);
+  // A known series counts at once; a new one (another backend) starts at zero again.
+  agg.ingest(close(2n, { bytesSent: 10, bytesReceived: 20, retransmits: 0, connectUs: 100 }));
+  agg.ingest(close(3n, { bytesSent: 10, bytesReceived: 20, retransmits: 0, connectUs: 100 }, 'fin', B2));
+  const third = await exp.metrics();
+  assert.equal(opened(third), 2);
+  assert.equal(opened(third, { ...CLIENT, backend: '10.0.0.8:8080' }), 0);
+  assert.equal(opened(await exp.metrics(), { ...CLIENT, backend: '10.0.0.8:8080' }), 1);
+});
+
 
 test('interim records then the close of the same connection count bytes, retransmits and the connection once', async () => {
   const { agg, exp } = setup();
@@ -395,8 +421,12 @@ test('agent metrics: the collector is read once per scrape and its current value
     calls++;
     return current;
   });
+  // A new verdict series shows 0 in its first scrape (the kernel makes it at its first connect).
+  const first = parse(await exp.metrics());
+  assert.equal(value(first, 'sockmesh_connect_verdicts_total', { service: 'demo/api', verdict: 'no_backend' }), 0);
+  assert.equal(value(first, 'sockmesh_ring_records_total', {}), 1234, 'agent-wide counters live as long as the agent');
   let { text, samples } = await scrape(exp);
-  assert.equal(calls, 1);
+  assert.equal(calls, 3);
   assert.equal(value(samples, 'sockmesh_ring_records_total', {}), 1234);
   assert.equal(value(samples, 'sockmesh_ring_dropped_total', {}), 5);
   assert.equal(value(samples, 'sockmesh_record_decode_errors_total', {}), 1);
@@ -427,7 +457,7 @@ test('agent metrics: the collector is read once per scrape and its current value
   assert.equal(value(samples, 'sockmesh_bpf_program_runs_total', { hook: 'sockops' }), 22_000);
   assert.equal(value(samples, 'sockmesh_bpf_program_run_seconds_total', { hook: 'connect4' }), 0.0015, 'seconds, from ns');
   assert.equal(typeOf(text, 'sockmesh_bpf_program_run_seconds_total'), 'counter');
-  assert.equal(calls, 2);
+  assert.equal(calls, 5);
   assert.equal(value(samples, 'sockmesh_ring_records_total', {}), 2000);
   assert.equal(value(samples, 'sockmesh_open_connections', {}), 4);
   assert.equal(value(samples, 'sockmesh_config_rejected', {}), 1);
