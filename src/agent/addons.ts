@@ -35,6 +35,7 @@ export async function startAddons(agent: Agent, log: Logger): Promise<{ metricsP
       services: st.services,
       workloads: st.workloads ?? 0,
       configRejected: st.config.rejected !== undefined,
+      ...(st.config.appliedAt ? { configAppliedAtMs: Date.parse(st.config.appliedAt) } : {}),
       ...(st.otlp ? { otlp: st.otlp } : {}),
       verdicts: agent.verdicts(),
       programs: st.bpfStats?.programs ?? [],

@@ -19,6 +19,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { BucketHistogram, HistogramSeries } from './histogram';
 import type { Aggregator, Edge, EdgeLabels } from '../telemetry/aggregator';
 import { opens, type ConnectionRecord } from '../telemetry/record';
+import { VERSION } from '../version';
 
 type EdgeLabelName = keyof EdgeLabels;
 const EDGE_LABELS: readonly EdgeLabelName[] = ['side', 'workload', 'service', 'backend'];
@@ -57,6 +58,8 @@ export interface AgentMetricsSnapshot {
   workloads: number;
   /** true while a newer config file is rejected and the previous one still runs */
   configRejected: boolean;
+  /** when the running config was applied (Unix ms); absent before the first apply */
+  configAppliedAtMs?: number;
   /** span counts of the OTLP exporter; absent when OTLP export is off: then no sockmesh_otlp_* series are exposed */
   otlp?: { endpoint: string; exported: number; failed: number; dropped: number };
   /** connect-time verdicts from the kernel, per service (namespace/name) */
@@ -179,6 +182,9 @@ export class PrometheusExporter {
         expired.inc(this.expired);
       },
     });
+    // The usual *_build_info: which release each node runs, for joins and for a rollout's progress.
+    new Gauge({ name: 'sockmesh_build_info', help: 'Always 1: the agent\'s release, and the Node.js it runs on, as labels.', labelNames: ['version', 'nodejs'], registers })
+      .set({ version: VERSION, nodejs: process.versions.node }, 1);
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'sockmesh_agent_' });
   }
 
@@ -344,6 +350,9 @@ export class PrometheusExporter {
     gauge('sockmesh_services', 'Services in the applied config.', (a) => a.services);
     gauge('sockmesh_workloads', 'Workloads in the applied config: with none, every connection counts under workload "unknown".', (a) => a.workloads);
     gauge('sockmesh_config_rejected', '1 while the latest config file is rejected and the previous config keeps running, else 0.', (a) => (a.configRejected ? 1 : 0));
+    gauge('sockmesh_config_applied_timestamp_seconds',
+      'When the running config was applied (Unix seconds; 0 before the first): time() minus it is how long the node has run it.',
+      (a) => (a.configAppliedAtMs ?? 0) / 1000);
 
     const verdicts: Counter<'service' | 'verdict'> = new Counter({
       name: 'sockmesh_connect_verdicts_total',

@@ -60,6 +60,8 @@ test('GET /metrics serves the exporter text with the Prometheus content type', a
     connectUs: 120, srttUs: { last: 80, min: 80, max: 80 }, retransmits: 0,
     kind: 'close', closeCause: 'fin', error: 0,
   }));
+  const first = await request(server.port, '/metrics');
+  assert.match(first.body, /^sockmesh_sent_bytes_total\{side="client",workload="unknown",service="",backend=""\} 0$/m, 'a new series, at 0 first');
   const r = await request(server.port, '/metrics');
   assert.equal(r.status, 200);
   assert.equal(r.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');

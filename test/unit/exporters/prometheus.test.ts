@@ -1,4 +1,5 @@
 import test from 'node:test';
+import { VERSION } from '../../../src/version';
 import assert from 'node:assert/strict';
 import { register as globalRegister } from 'prom-client';
 import { PrometheusExporter, type AgentMetricsSnapshot } from '../../../src/exporters/prometheus';
@@ -361,13 +362,14 @@ test('attaching the same aggregator twice is refused: it would count every recor
   assert.throws(() => exp.attach(agg), /already attached/);
 });
 
-test('with nothing ingested, the metrics are declared but have no series (only the edge count, 0)', async () => {
+test('with nothing ingested, the metrics are declared but have no series (only the edge count, 0, and the build)', async () => {
   const { exp } = setup();
   const { text, samples } = await scrape(exp);
   assert.equal(typeOf(text, 'sockmesh_connections_opened_total'), 'counter');
   assert.deepEqual(samples, [
     { name: 'sockmesh_edges', labels: {}, value: 0 },
     { name: 'sockmesh_edges_expired_total', labels: {}, value: 0 },
+    { name: 'sockmesh_build_info', labels: { version: VERSION, nodejs: process.versions.node }, value: 1 },
   ]);
 });
 
@@ -441,6 +443,8 @@ test('agent metrics: the collector is read once per scrape and its current value
     assert.equal(typeOf(text, c), 'counter', c);
   }
   for (const g of ['sockmesh_open_connections', 'sockmesh_services', 'sockmesh_workloads', 'sockmesh_config_rejected']) assert.equal(typeOf(text, g), 'gauge', g);
+  assert.equal(value(samples, 'sockmesh_config_applied_timestamp_seconds', {}), 0, 'nothing applied yet');
+  assert.deepEqual(samples.filter((x) => x.name === 'sockmesh_build_info').map((x) => [x.labels.version, x.value]), [[VERSION, 1]]);
   // OTLP off, bpfStats off: the metrics exist but have no series (not a misleading 0).
   assert.equal(samples.filter((s) => s.name.startsWith('sockmesh_otlp_')).length, 0);
   assert.equal(samples.filter((s) => s.name.startsWith('sockmesh_bpf_program_')).length, 0);
@@ -448,12 +452,13 @@ test('agent metrics: the collector is read once per scrape and its current value
   // Absolute values, not increments: the next scrape shows the new totals, and
   // a service gone from the verdicts is gone from the output.
   current = snapshot({
-    records: 2000, configRejected: true, openConnections: 4,
+    records: 2000, configRejected: true, openConnections: 4, configAppliedAtMs: 1_800_000_000_500,
     verdicts: [{ service: 'demo/api', verdict: 'translated', count: 41 }],
     otlp: { endpoint: 'http://127.0.0.1:4317', exported: 90, failed: 2, dropped: 1 },
     programs: [{ hook: 'connect4', runs: 1000, runNs: 1_500_000 }, { hook: 'sockops', runs: 22_000, runNs: 3_000_000 }],
   });
   ({ text, samples } = await scrape(exp));
+  assert.equal(value(samples, 'sockmesh_config_applied_timestamp_seconds', {}), 1_800_000_000.5);
   assert.equal(value(samples, 'sockmesh_bpf_program_runs_total', { hook: 'sockops' }), 22_000);
   assert.equal(value(samples, 'sockmesh_bpf_program_run_seconds_total', { hook: 'connect4' }), 0.0015, 'seconds, from ns');
   assert.equal(typeOf(text, 'sockmesh_bpf_program_run_seconds_total'), 'counter');
