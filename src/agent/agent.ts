@@ -17,6 +17,7 @@ import { MeshCounter, MESH_VERDICT_NAMES } from '../bpf/layouts/mesh';
 import { ConfigError } from '../config/errors';
 import type { AgentSettings, MeshConfig } from '../config/model';
 import { SETTINGS } from '../config/settings';
+import { MonotonicClock } from '../telemetry/clock';
 import { serviceKey } from '../config/model';
 import { Dataplane, OpenOutcome } from '../dataplane/dataplane';
 import type { DesiredService } from '../dataplane/desired';
@@ -100,6 +101,8 @@ export class Agent implements AgentView {
   private reloads: Promise<unknown> = Promise.resolve();
   private initialMesh: LoadedMesh | undefined;
   private startFileSettings: Partial<AgentSettings> | undefined;
+  private readonly clock = new MonotonicClock();
+  private clockSyncedAt = Date.now();
   /** Extra stop steps registered by add-ons (exporters, servers), run in reverse. */
   private readonly onStop: (() => Promise<void> | void)[] = [];
   otlpStats: (() => { endpoint: string; exported: number; failed: number; dropped: number }) | undefined;
@@ -109,7 +112,9 @@ export class Agent implements AgentView {
     this.startFileSettings = opts.fileSettings ?? opts.initialMesh?.config.agent;
     // The edge already carries the record's names: no second lookup per follower.
     this.aggregator.onRecord((rec, edge) => {
-      for (const f of this.followers) if (labelsMatch(edge.labels, f.filter)) f.fn({ ...rec, labels: edge.labels });
+      if (this.followers.size === 0) return;
+      const time = this.timeOf(rec);
+      for (const f of this.followers) if (labelsMatch(edge.labels, f.filter)) f.fn({ ...rec, labels: edge.labels, time });
     });
   }
 
@@ -515,14 +520,24 @@ export class Agent implements AgentView {
     return this.named(this.aggregator.open(Date.now() - 3 * this.settings.reportIntervalMs), filter);
   }
 
-  /** The records the filter takes, each with the names of its ids. */
+  /** The records the filter takes, each with the names of its ids and when it happened. */
   private named(records: readonly ConnectionRecord[], filter: ConnectionFilter): NamedRecord[] {
     const out: NamedRecord[] = [];
     for (const rec of records) {
       const labels = this.aggregator.labelsOf(rec);
-      if (labelsMatch(labels, filter)) out.push({ ...rec, labels });
+      if (labelsMatch(labels, filter)) out.push({ ...rec, labels, time: this.timeOf(rec) });
     }
     return out;
+  }
+
+  /** The record's event (its start plus its duration) on the wall clock, the offset re-read every 10 s. */
+  private timeOf(rec: ConnectionRecord): string {
+    const now = Date.now();
+    if (now - this.clockSyncedAt > 10_000) {
+      this.clock.sync();
+      this.clockSyncedAt = now;
+    }
+    return this.clock.toIso(rec.startNs + rec.durationNs);
   }
 
   follow(filter: ConnectionFilter, fn: (rec: NamedRecord) => void): () => void {

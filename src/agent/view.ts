@@ -76,7 +76,15 @@ export interface BackendView {
  * "namespace/name:port", backend "address:port"; '' for non-service traffic,
  * 'unknown' for an id the config does not name. `labels.side` is the record's side.
  */
-export type NamedRecord = Connection & { labels: EdgeLabels };
+export type NamedRecord = Connection & {
+  labels: EdgeLabels;
+  /**
+   * When the record's event happened on the wall clock (RFC 3339, UTC): the
+   * close, the failed connect, or the report of an open connection. Absent
+   * from an agent older than the field.
+   */
+  time?: string;
+};
 
 /**
  * Matched against the record's labels. workload: "namespace/name", or a bare

@@ -212,6 +212,7 @@ export function recordToWire(r: NamedRecord): Plain {
     retransmits: r.retransmits,
     // side is the record's own: not sent twice.
     labels: { workload: r.labels.workload, service: r.labels.service, backend: r.labels.backend },
+    time: r.time ?? '',
   };
   switch (r.kind) {
     case 'close': return { ...base, close: { cause: CAUSE_TO_WIRE[r.closeCause], error: r.error } };
@@ -437,14 +438,16 @@ export function recordFromWire(f: Fields): NamedRecord {
     retransmits: f.num('retransmits'),
   };
   const labels = recordLabelsFromWire(f.optMsg('labels'), side, serviceId, backendId);
-  // labels last, as the agent's records have them (json/yaml print keys in this order)
+  const t = f.str('time');
+  const time = t ? { time: t } : {};
+  // labels and time last, as the agent's records have them (json/yaml print keys in this order)
   switch (f.oneof('kind')) {
     case 'close': {
       const c = f.msg('close');
-      return { ...base, kind: 'close', closeCause: c.enm('cause', CAUSE_FROM_WIRE), error: c.num('error'), labels };
+      return { ...base, kind: 'close', closeCause: c.enm('cause', CAUSE_FROM_WIRE), error: c.num('error'), labels, ...time };
     }
-    case 'interim': return { ...base, kind: 'interim', labels };
-    case 'connectFailed': return { ...base, kind: 'connect_failed', error: f.msg('connectFailed').num('error'), labels };
+    case 'interim': return { ...base, kind: 'interim', labels, ...time };
+    case 'connectFailed': return { ...base, kind: 'connect_failed', error: f.msg('connectFailed').num('error'), labels, ...time };
     default: throw new SchemaError(`${f.where}: record has no kind`);
   }
 }

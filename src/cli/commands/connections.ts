@@ -9,6 +9,15 @@ interface ConnectionsFlags extends ApiFlags {
   filter: ConnectionFilter;
   follow: boolean;
   open: boolean;
+  /** the newest N only */
+  limit: number | undefined;
+}
+
+function limitOf(raw: unknown): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--limit takes a whole number of records >= 1, got "${String(raw)}"`);
+  return n;
 }
 
 function parseFlags(raw: Record<string, unknown>): ConnectionsFlags {
@@ -17,7 +26,9 @@ function parseFlags(raw: Record<string, unknown>): ConnectionsFlags {
   if (typeof raw.service === 'string') filter.service = namespacedName(raw.service, '--service');
   const open = raw.open === true;
   if (open && raw.follow === true) throw new UsageError('--open and --follow: choose one (--follow streams every record, open connections\' interim ones included)');
-  return { ...apiFlags(raw), filter, follow: raw.follow === true, open };
+  const limit = limitOf(raw.limit);
+  if (limit !== undefined && raw.follow === true) throw new UsageError('--limit and --follow: --follow replays the recent records, then streams; use --limit without it');
+  return { ...apiFlags(raw), filter, follow: raw.follow === true, open, limit };
 }
 
 /**
@@ -45,6 +56,10 @@ async function follow(client: ApiClient, flags: ConnectionsFlags): Promise<void>
   await untilInterrupted(() => stream.close(), () => stream.done);
 }
 
+function newest<T>(records: T[], limit: number | undefined): T[] {
+  return limit === undefined ? records : records.slice(-limit);
+}
+
 export function connectionsCommand(): Command {
   return withApiOptions(
     new Command('connections')
@@ -52,19 +67,20 @@ export function connectionsCommand(): Command {
       .option('--workload <workload>', 'only connections of this workload (NAMESPACE/NAME, or NAME in default)')
       .option('--service <service>', 'only connections to this service (NAMESPACE/NAME, or NAME in default)')
       .option('-f, --follow', 'after the recent ones, print new records (interim ones included) as they arrive', false)
-      .option('--open', 'the connections open now, as of their latest report (those open for a report interval or more)', false),
+      .option('--open', 'the connections open now, as of their latest report (those open for a report interval or more)', false)
+      .option('--limit <n>', 'only the newest N records (they list oldest first, as a log)'),
   ).action((_opts: unknown, cmd: Command) =>
     withClient(
       () => parseFlags(cmd.opts()),
       async (client, flags) => {
         if (flags.follow) return follow(client, flags);
         if (flags.open) {
-          const open = await client.openConnections(flags.filter);
+          const open = newest(await client.openConnections(flags.filter), flags.limit);
           await checkServiceFilter(client, flags.filter.service, open.length);
           return writeList(flags, open.length, renderConnections(flags.output, open),
             'No open connection has reported yet (they report every report interval).');
         }
-        const records = await client.connections(flags.filter);
+        const records = newest(await client.connections(flags.filter), flags.limit);
         await checkServiceFilter(client, flags.filter.service, records.length);
         writeList(flags, records.length, renderConnections(flags.output, records), 'No connections recorded.');
       },

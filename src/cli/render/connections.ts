@@ -23,9 +23,18 @@ function result(r: Connection): string {
 
 function header(wide: boolean): string[] {
   return wide
-    ? ['COOKIE', 'KIND', 'SIDE', 'CGROUP', 'WORKLOAD', 'LOCAL', 'REMOTE', 'VIP', 'SVC-ID', 'SERVICE', 'BACKEND-ID', 'BACKEND',
+    ? ['TIME', 'COOKIE', 'KIND', 'SIDE', 'CGROUP', 'WORKLOAD', 'LOCAL', 'REMOTE', 'VIP', 'SVC-ID', 'SERVICE', 'BACKEND-ID', 'BACKEND',
       'DURATION', 'CONNECT', 'SRTT', 'RETRANS', 'SENT', 'RECEIVED', 'RESULT']
-    : ['KIND', 'SIDE', 'WORKLOAD', 'SERVICE', 'LOCAL', 'REMOTE', 'VIP', 'DURATION', 'SENT', 'RECEIVED', 'RESULT'];
+    : ['TIME', 'KIND', 'SIDE', 'WORKLOAD', 'SERVICE', 'LOCAL', 'REMOTE', 'VIP', 'DURATION', 'SENT', 'RECEIVED', 'RESULT'];
+}
+
+/** The record's time of day on this terminal's clock ('-' from an agent that does not say): json/yaml keep the full time. */
+export function timeOfDay(time: string | undefined): string {
+  if (time === undefined) return '-';
+  const d = new Date(time);
+  if (Number.isNaN(d.getTime())) return '-';
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
 
 /** A label cell: '' (non-service traffic) prints as '-', like an absent VIP. */
@@ -38,12 +47,12 @@ function row(r: NamedRecord, wide: boolean): string[] {
   const l = r.labels;
   if (!wide) {
     return [
-      KIND_LABEL[r.kind], r.side, name(l.workload), name(l.service), hostPort(r.local), hostPort(r.remote), vip,
+      timeOfDay(r.time), KIND_LABEL[r.kind], r.side, name(l.workload), name(l.service), hostPort(r.local), hostPort(r.remote), vip,
       humanDuration(r.durationNs), humanBytes(r.bytesSent), humanBytes(r.bytesReceived), result(r),
     ];
   }
   return [
-    r.cookie.toString(), KIND_LABEL[r.kind], r.side, String(r.cgroupId), name(l.workload), hostPort(r.local), hostPort(r.remote), vip,
+    timeOfDay(r.time), r.cookie.toString(), KIND_LABEL[r.kind], r.side, String(r.cgroupId), name(l.workload), hostPort(r.local), hostPort(r.remote), vip,
     String(r.serviceId), name(l.service), String(r.backendId), name(l.backend), humanDuration(r.durationNs), humanMicros(r.connectUs),
     humanMicros(r.srttUs.last), String(r.retransmits), humanBytes(r.bytesSent), humanBytes(r.bytesReceived), result(r),
   ];
@@ -55,8 +64,8 @@ export function renderConnections(format: OutputFormat, records: readonly NamedR
 
 /** Typical widths of the name and address columns, so a follow that starts empty still lines up. */
 const MIN_WIDTHS: Record<'table' | 'wide', number[]> = {
-  table: [6, 6, 20, 24, 21, 21, 21],
-  wide: [20, 6, 6, 6, 20, 21, 21, 21, 6, 24, 10, 21],
+  table: [12, 6, 6, 20, 24, 21, 21, 21],
+  wide: [12, 20, 6, 6, 6, 20, 21, 21, 21, 6, 24, 10, 21],
 };
 
 /**

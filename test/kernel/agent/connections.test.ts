@@ -82,6 +82,7 @@ test('a dual-stack server ([::], as Go, Node and Java listen) is attributed to i
     const list = (...args: string[]): Listed[] =>
       (JSON.parse(agentCli(['connections', '--socket', env.apiSocket, '-o', 'json', ...args]) || '{"items":[]}') as { items: Listed[] }).items;
 
+    const t0 = Date.now();
     const client = spawnInCgroup(env.cg.path, 'steps', ['18092', '127.77.0.50:80'], [...env.ns.prefix(), 'env', 'STEPS_LISTEN=::']);
     cleanup.defer('client', () => void client.kill('SIGKILL'));
     const msgs: { localPort?: number }[] = [];
@@ -98,6 +99,9 @@ test('a dual-stack server ([::], as Go, Node and Java listen) is attributed to i
     assert.deepEqual([server!.family, server!.local.address, server!.local.port], [4, '127.0.0.1', 18092]);
     assert.equal(server!.labels.service, 'default/web:80');
     assert.equal(server!.bytesReceived, 100);
+    // When it closed, on the wall clock (the kernel's monotonic time, converted by the agent).
+    const at = Date.parse(server!.time ?? '');
+    assert.ok(at >= t0 - 50 && at <= Date.now(), `closed at ${server!.time}, between ${new Date(t0).toISOString()} and now`);
     await agent.kill('SIGTERM');
   } finally {
     await cleanup.run();

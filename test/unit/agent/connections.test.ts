@@ -65,9 +65,12 @@ test('connections(): every record carries its names; ids and counters unchanged'
   const all = a.connections({});
   assert.equal(all.length, recs.length);
   all.forEach((r, i) => {
-    const { labels, ...rest } = r;
+    const { labels, time, ...rest } = r;
     assert.deepEqual(rest, recs[i], 'the record itself is untouched');
     assert.equal(labels.side, r.side);
+    // Its event (start + duration on CLOCK_MONOTONIC, as the kernel's) on the wall clock: near boot here.
+    const bootMs = Date.now() - Number(process.hrtime.bigint() / 1_000_000n); // CLOCK_MONOTONIC 0
+    assert.ok(time && Math.abs(Date.parse(time) - bootMs) < 2000, `${time} near the boot time ${new Date(bootMs).toISOString()}`);
   });
   assert.deepEqual(all[0]!.labels, { side: 'client', workload: 'default/client', service: 'default/web:http', backend: '10.0.0.1:8080' });
   assert.deepEqual(all[4]!.labels, { side: 'client', workload: 'unknown', service: 'default/web:http', backend: '10.0.0.1:8080' });
@@ -133,8 +136,9 @@ test('follow(): named live records (interim ones too), with the same filter; uns
   assert.deepEqual(who(byName), ['default/client>default/web:http', 'shop/client>default/web:grpc', 'shop/client>default/web:grpc']);
   assert.equal(byName.at(-1)!.kind, 'interim');
   assert.deepEqual(byName.at(-1)!.labels, { side: 'client', workload: 'shop/client', service: 'default/web:grpc', backend: '10.0.0.1:9090' });
-  const { labels: _l, ...bare } = byName[0]!;
+  const { labels: _l, time, ...bare } = byName[0]!;
   assert.deepEqual(bare, recs[0]);
+  assert.equal(time, a.connections({})[0]!.time, 'the same time as listed');
 
   stop();
   a.aggregator.ingest(rec(11, 1, 21));

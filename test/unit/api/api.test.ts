@@ -558,10 +558,16 @@ test('CLI: `connections` shows each record\'s workload and service by name (wide
     const t = await cli(['connections', '--socket', socket]);
     assert.equal(t.code, 0, t.stderr);
     const rows = t.stdout.split('\n').filter((l) => l !== '');
-    assert.match(rows[0]!, /^KIND\s+SIDE\s+WORKLOAD\s+SERVICE\s+LOCAL\s+REMOTE\s+VIP\s/);
+    assert.match(rows[0]!, /^TIME\s+KIND\s+SIDE\s+WORKLOAD\s+SERVICE\s+LOCAL\s+REMOTE\s+VIP\s/);
     assert.equal(rows.length, 1 + RECORDS.length);
-    assert.match(rows[1]!, /^closed\s+client\s+default\/client\s+default\/web:http\s+10\.0\.0\.9:40000\s/);
-    assert.match(rows[3]!, /^open\s+server\s+shop\/cart\s+-\s+\[fd00::2\]:8080\s/, 'non-service traffic has no service name');
+    assert.match(rows[1]!, /^\d\d:\d\d:\d\d\.250\s+closed\s+client\s+default\/client\s+default\/web:http\s+10\.0\.0\.9:40000\s/);
+    assert.match(rows[3]!, /^\S+\s+open\s+server\s+shop\/cart\s+-\s+\[fd00::2\]:8080\s/, 'non-service traffic has no service name');
+
+    const last2 = await cli(['connections', '--socket', socket, '-o', 'json', '--limit', '2']);
+    assert.deepEqual((JSON.parse(last2.stdout) as { items: { cookie: string }[] }).items.map((r) => r.cookie),
+      RECORDS.slice(-2).map((r) => r.cookie.toString()), 'the newest two, still oldest first');
+    const badLimit = await cli(['connections', '--socket', socket, '--limit', '0']);
+    assert.deepEqual([badLimit.code, badLimit.stderr], [1, 'sockmesh: --limit takes a whole number of records >= 1, got "0"\n']);
 
     const w = await cli(['connections', '--socket', socket, '-o', 'wide', '--service', 'web']);
     assert.equal(w.code, 0, w.stderr);

@@ -114,8 +114,11 @@ export const DIRECTORY: Directory = (() => {
 const namer = new Aggregator(DIRECTORY);
 
 /** `r` as the agent delivers it: with the labels of its ids, computed from them now. */
+/** When the fake agent says each record happened. */
+export const RECORD_TIME = '2024-05-01T10:00:01.250Z';
+
 export function named(r: Connection): NamedRecord {
-  return { ...r, labels: namer.labelsOf(whole(r)) };
+  return { ...r, labels: namer.labelsOf(whole(r)), time: RECORD_TIME };
 }
 
 /** The labels of record(i) and its variants below: a client of default/web through 10.0.0.1:8080. */

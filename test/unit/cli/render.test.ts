@@ -7,10 +7,10 @@ import { StreamTable, renderFields, renderTable } from '../../../src/cli/render/
 import { renderStatus } from '../../../src/cli/render/status';
 import { renderServices } from '../../../src/cli/render/services';
 import { renderBackends } from '../../../src/cli/render/backends';
-import { ConnectionStream, renderConnections } from '../../../src/cli/render/connections';
+import { ConnectionStream, renderConnections, timeOfDay } from '../../../src/cli/render/connections';
 import { renderEdges } from '../../../src/cli/render/edges';
 import { watchFrame } from '../../../src/cli/commands/edges';
-import { BACKENDS, CLIENT_LABELS, EDGES, NAMED_RECORDS, SERVICES, STATUS, STATUS_MINIMAL, named, record } from '../api/fake-view';
+import { BACKENDS, CLIENT_LABELS, EDGES, NAMED_RECORDS, RECORD_TIME, SERVICES, STATUS, STATUS_MINIMAL, named, record } from '../api/fake-view';
 
 const lines = (text: string): string[] => text.split('\n').filter((l) => l !== '');
 
@@ -112,23 +112,23 @@ test('backends: share as a percentage; wide adds the service and sorted labels',
 
 test('connections: humanized in table/wide, raw numbers and exact cookies in json/yaml', () => {
   const t = lines(renderConnections('table', NAMED_RECORDS));
-  assert.match(t[0]!, /^KIND\s+SIDE\s+WORKLOAD\s+SERVICE\s+LOCAL\s+REMOTE\s+VIP\s+DURATION\s+SENT\s+RECEIVED\s+RESULT$/);
+  assert.match(t[0]!, /^TIME\s+KIND\s+SIDE\s+WORKLOAD\s+SERVICE\s+LOCAL\s+REMOTE\s+VIP\s+DURATION\s+SENT\s+RECEIVED\s+RESULT$/);
   assert.deepEqual(cells(t[0]!, t[1]!), [
-    'closed', 'client', 'default/client', 'default/web:http', '10.0.0.9:40000', '10.0.0.1:8080', '10.96.0.10:80', '1.5s', '2.0KiB', '3.0MiB', 'fin',
+    timeOfDay(RECORD_TIME), 'closed', 'client', 'default/client', 'default/web:http', '10.0.0.9:40000', '10.0.0.1:8080', '10.96.0.10:80', '1.5s', '2.0KiB', '3.0MiB', 'fin',
   ]);
   assert.equal(cells(t[0]!, t[2]!).at(-1), 'rst_received ECONNRESET');
-  assert.deepEqual(cells(t[0]!, t[3]!), ['open', 'server', 'shop/cart', '-', '[fd00::2]:8080', '[fd00::9]:51000', '-', '750ns', '0B', '10B', '-']);
+  assert.deepEqual(cells(t[0]!, t[3]!), [timeOfDay(RECORD_TIME), 'open', 'server', 'shop/cart', '-', '[fd00::2]:8080', '[fd00::9]:51000', '-', '750ns', '0B', '10B', '-']);
   assert.equal(cells(t[0]!, t[4]!).at(-1), 'ECONNREFUSED');
 
   const w = lines(renderConnections('wide', NAMED_RECORDS));
   const header = w[0]!;
-  assert.match(header, /^COOKIE\s+KIND\s+SIDE\s+CGROUP\s+WORKLOAD\s+LOCAL\s+REMOTE\s+VIP\s+SVC-ID\s+SERVICE\s+BACKEND-ID\s+BACKEND\s+DURATION\s+CONNECT\s+SRTT\s+RETRANS\s+SENT\s+RECEIVED\s+RESULT$/);
+  assert.match(header, /^TIME\s+COOKIE\s+KIND\s+SIDE\s+CGROUP\s+WORKLOAD\s+LOCAL\s+REMOTE\s+VIP\s+SVC-ID\s+SERVICE\s+BACKEND-ID\s+BACKEND\s+DURATION\s+CONNECT\s+SRTT\s+RETRANS\s+SENT\s+RECEIVED\s+RESULT$/);
   const row = cells(header, w[1]!);
-  assert.equal(row[0], '18446744073709551361');
-  assert.deepEqual(row.slice(3, 5), ['1001', 'default/client']);
-  assert.deepEqual(row.slice(8, 12), ['7', 'default/web:http', '3', '10.0.0.1:8080']);
-  assert.deepEqual(row.slice(13, 16), ['150µs', '80µs', '1']);
-  assert.deepEqual(cells(header, w[3]!).slice(8, 12), ['0', '-', '0', '-'], 'non-service traffic: ids 0, no names');
+  assert.equal(row[1], '18446744073709551361');
+  assert.deepEqual(row.slice(4, 6), ['1001', 'default/client']);
+  assert.deepEqual(row.slice(9, 13), ['7', 'default/web:http', '3', '10.0.0.1:8080']);
+  assert.deepEqual(row.slice(14, 17), ['150µs', '80µs', '1']);
+  assert.deepEqual(cells(header, w[3]!).slice(9, 13), ['0', '-', '0', '-'], 'non-service traffic: ids 0, no names');
 
   const json = JSON.parse(renderConnections('json', NAMED_RECORDS)) as { items: Record<string, unknown>[] };
   assert.deepEqual(json, plain({ items: NAMED_RECORDS }));
@@ -144,9 +144,9 @@ test('connections: humanized in table/wide, raw numbers and exact cookies in jso
 
 test('connections: ids the agent cannot name print as unknown', () => {
   const t = lines(renderConnections('table', [named({ ...record(1), cgroupId: 4242, serviceId: 99, backendId: 98 })]));
-  assert.deepEqual(cells(t[0]!, t[1]!).slice(2, 4), ['unknown', 'unknown']);
+  assert.deepEqual(cells(t[0]!, t[1]!).slice(3, 5), ['unknown', 'unknown']);
   const w = lines(renderConnections('wide', [named({ ...record(1), cgroupId: 4242, serviceId: 99, backendId: 98 })]));
-  assert.deepEqual(cells(w[0]!, w[1]!).slice(8, 12), ['99', 'unknown', '98', 'unknown']);
+  assert.deepEqual(cells(w[0]!, w[1]!).slice(9, 13), ['99', 'unknown', '98', 'unknown']);
 });
 
 test('connections --follow: header and replay aligned, live rows share the columns; json lines; yaml documents', () => {
@@ -158,13 +158,13 @@ test('connections --follow: header and replay aligned, live rows share the colum
   // An empty replay still prints the header, wide enough for names and addresses.
   const empty = new ConnectionStream('table');
   const head = empty.start([]);
-  assert.match(head, /^KIND\s+SIDE\s+WORKLOAD\s+SERVICE\s+LOCAL\s+REMOTE/);
-  assert.deepEqual(cells(head.trimEnd(), empty.next(named(record(9))).trimEnd()).slice(0, 7), [
-    'closed', 'client', 'default/client', 'default/web:http', '10.0.0.9:40000', '10.0.0.1:8080', '10.96.0.10:80',
+  assert.match(head, /^TIME\s+KIND\s+SIDE\s+WORKLOAD\s+SERVICE\s+LOCAL\s+REMOTE/);
+  assert.deepEqual(cells(head.trimEnd(), empty.next(named(record(9))).trimEnd()).slice(0, 8), [
+    timeOfDay(RECORD_TIME), 'closed', 'client', 'default/client', 'default/web:http', '10.0.0.9:40000', '10.0.0.1:8080', '10.96.0.10:80',
   ]);
   const emptyWide = new ConnectionStream('wide');
   const wideHead = emptyWide.start([]);
-  assert.deepEqual(cells(wideHead.trimEnd(), emptyWide.next(named(record(9))).trimEnd()).slice(4, 12), [
+  assert.deepEqual(cells(wideHead.trimEnd(), emptyWide.next(named(record(9))).trimEnd()).slice(5, 13), [
     'default/client', '10.0.0.9:40000', '10.0.0.1:8080', '10.96.0.10:80', '7', 'default/web:http', '3', '10.0.0.1:8080',
   ]);
 
@@ -236,4 +236,15 @@ test('edges --watch: json frames are one object per line, yaml frames one docume
   const docs = YAML.parseAllDocuments(watchFrame('yaml', EDGES, false, at) + watchFrame('yaml', [], false, at)).map((d) => d.toJS() as { time: string; items: unknown[] });
   assert.deepEqual(docs.map((d) => d.items.length), [3, 0]);
   assert.match(watchFrame('table', EDGES, true, at), /^2024-05-01T10:00:00.000Z\nSIDE +WORKLOAD/);
+});
+
+test('connections: TIME is the record\'s time of day on this terminal\'s clock, - from an agent that does not say', () => {
+  const d = new Date(RECORD_TIME);
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  assert.equal(timeOfDay(RECORD_TIME), `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.250`);
+  assert.equal(timeOfDay(undefined), '-');
+  assert.equal(timeOfDay('garbage'), '-');
+  const { time: _t, ...old } = named(record(1));
+  const t = lines(renderConnections('table', [old]));
+  assert.equal(cells(t[0]!, t[1]!)[0], '-');
 });

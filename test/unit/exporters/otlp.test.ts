@@ -6,7 +6,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { MonotonicClock, OtlpConnectionExporter, errnoName, type OtlpExporterOptions } from '../../../src/exporters/otlp';
+import { OtlpConnectionExporter, errnoName, type OtlpExporterOptions } from '../../../src/exporters/otlp';
+import { MonotonicClock } from '../../../src/telemetry/clock';
 import type { Connection } from '../../../src/telemetry/record';
 import type { EdgeLabels } from '../../../src/telemetry/aggregator';
 import { OtlpReceiver, WireSpanKind, WireStatusCode, type ReceivedSpan } from '../../helpers/otlp-receiver';
