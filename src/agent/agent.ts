@@ -489,8 +489,20 @@ export class Agent implements AgentView {
     const ports = this.desired.filter((s) => s.service === name);
     if (!this.config?.services.some((s) => serviceKey(s) === name)) return undefined;
     const edges = this.aggregator.edges().filter((e) => e.labels.side === 'client');
+    // Recent client connections of each port, by backend (refused connects have none: they are no part of the split).
+    const recent = new Map<string, Map<string, number>>();
+    for (const rec of this.aggregator.recent()) {
+      if (rec.side !== 'client' || rec.serviceId === 0) continue;
+      const l = this.aggregator.labelsOf(rec);
+      if (!l.backend) continue;
+      const byBackend = recent.get(l.service) ?? new Map<string, number>();
+      byBackend.set(l.backend, (byBackend.get(l.backend) ?? 0) + 1);
+      recent.set(l.service, byBackend);
+    }
     return ports.flatMap((s) => {
       const total = s.backends.reduce((a, b) => a + b.weight, 0);
+      const portRecent = recent.get(s.name);
+      const recentOf = portRecent ? [...portRecent.values()].reduce((a, n) => a + n, 0) : 0;
       return s.backends.map((b) => {
         const mine = edges.filter((e) => e.labels.service === s.name && e.labels.backend === b.endpoint);
         return {
@@ -502,6 +514,8 @@ export class Agent implements AgentView {
           share: total ? b.weight / total : 0,
           connections: mine.reduce((a, e) => a + e.opened, 0),
           failed: mine.reduce((a, e) => a + e.failed, 0),
+          recent: portRecent?.get(b.endpoint) ?? 0,
+          recentOf,
         };
       });
     });

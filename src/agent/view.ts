@@ -68,6 +68,14 @@ export interface BackendView {
   /** from telemetry (client side) */
   connections: number;
   failed: number;
+  /**
+   * The split as it is now, while `share` is what the weights ask and
+   * `connections` counts since the agent started: of the port's client
+   * connections among the agent's recent records (recentOf), how many
+   * reached this backend.
+   */
+  recent: number;
+  recentOf: number;
 }
 
 /**

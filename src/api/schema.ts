@@ -368,6 +368,8 @@ function backendFromWire(f: Fields): BackendView {
     share: f.num('share'),
     connections: f.u64('connections'),
     failed: f.u64('failed'),
+    recent: f.num('recent'),
+    recentOf: f.num('recentOf'),
   };
 }
 

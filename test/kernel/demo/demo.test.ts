@@ -28,8 +28,14 @@ test('sockmesh demo: traffic through every VIP, both reviews versions, nothing l
     const services = JSON.parse(execFileSync(process.execPath, [cli, 'services', '-o', 'json', '--socket', '/run/sockmesh/demo.sock'], { encoding: 'utf8' })) as { items: { name: string; verdicts: Record<string, number> }[] };
     assert.deepEqual(services.items.map((s) => s.name).sort(), ['default/frontend', 'default/ratings', 'default/reviews']);
     assert.ok(services.items.every((s) => (s.verdicts.rewritten ?? 0) > 0), JSON.stringify(services.items));
-    const backends = JSON.parse(execFileSync(process.execPath, [cli, 'backends', 'reviews', '-o', 'json', '--socket', '/run/sockmesh/demo.sock'], { encoding: 'utf8' })) as { items: { endpoint: string; connections: number }[] };
+    const backends = JSON.parse(execFileSync(process.execPath, [cli, 'backends', 'reviews', '-o', 'json', '--socket', '/run/sockmesh/demo.sock'], { encoding: 'utf8' })) as
+      { items: { endpoint: string; connections: number; share: number; recent: number; recentOf: number }[] };
     assert.deepEqual(backends.items.map((b) => b.endpoint).sort(), ['198.18.0.21:9080', '198.18.0.22:9080']);
+    // The split as it is now, next to what the weights ask: the same connections, counted per backend.
+    const [b0] = backends.items;
+    assert.ok(b0!.recentOf >= 20, `recent connections of reviews: ${b0!.recentOf}`);
+    assert.equal(backends.items.reduce((a, b) => a + b.recent, 0), b0!.recentOf);
+    for (const b of backends.items) assert.ok(Math.abs(b.recent / b.recentOf - b.share) < 0.3, `${b.endpoint}: ${b.recent}/${b.recentOf} against a share of ${b.share}`);
     // --cleanup is for a crashed demo: a running one is left alone, and named.
     const cleanup = spawnSync(process.execPath, [cli, 'demo', '--cleanup'], { encoding: 'utf8' });
     assert.notEqual(cleanup.status, 0);

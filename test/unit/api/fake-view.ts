@@ -70,8 +70,8 @@ export const SERVICES: ServiceView[] = [
 
 export const BACKENDS: Record<string, BackendView[]> = {
   'default/web': [
-    { service: 'default/web', port: 'http', endpoint: '10.0.0.1:8080', weight: 2, labels: { zone: 'a', version: 'v2' }, share: 2 / 3, connections: 1000, failed: 3 },
-    { service: 'default/web', port: 'http', endpoint: '[fd00::2]:8080', weight: 1, labels: {}, share: 1 / 3, connections: 500, failed: 0 },
+    { service: 'default/web', port: 'http', endpoint: '10.0.0.1:8080', weight: 2, labels: { zone: 'a', version: 'v2' }, share: 2 / 3, connections: 1000, failed: 3, recent: 150, recentOf: 200 },
+    { service: 'default/web', port: 'http', endpoint: '[fd00::2]:8080', weight: 1, labels: {}, share: 1 / 3, connections: 500, failed: 0, recent: 50, recentOf: 200 },
   ],
   'shop/cart': [],
 };

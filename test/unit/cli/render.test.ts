@@ -101,8 +101,10 @@ test('services: json and yaml are the full objects in { items }', () => {
 test('backends: share as a percentage; wide adds the service and sorted labels', () => {
   const list = BACKENDS['default/web']!;
   const t = lines(renderBackends('table', list));
-  assert.match(t[0]!, /^PORT\s+ENDPOINT\s+WEIGHT\s+SHARE\s+CONNECTIONS\s+FAILED$/);
-  assert.deepEqual(cells(t[0]!, t[1]!), ['http', '10.0.0.1:8080', '2', '66.7%', '1000', '3']);
+  assert.match(t[0]!, /^PORT\s+ENDPOINT\s+WEIGHT\s+SHARE\s+RECENT\s+CONNECTIONS\s+FAILED$/);
+  assert.deepEqual(cells(t[0]!, t[1]!), ['http', '10.0.0.1:8080', '2', '66.7%', '75.0% of 200', '1000', '3'], 'asked for, and done lately');
+  const none = lines(renderBackends('table', [{ ...list[0]!, recent: 0, recentOf: 0 }]));
+  assert.equal(cells(none[0]!, none[1]!)[4], '-', 'no recent connection');
   const w = lines(renderBackends('wide', list));
   assert.match(w[0]!, /^SERVICE\s+PORT\s+.*\s+LABELS$/);
   assert.deepEqual(cells(w[0]!, w[1]!).at(-1), 'version=v2,zone=a');
