@@ -20,7 +20,7 @@ import { SETTINGS } from '../config/settings';
 import { MonotonicClock } from '../telemetry/clock';
 import { serviceKey } from '../config/model';
 import { Dataplane, OpenOutcome } from '../dataplane/dataplane';
-import type { DesiredService } from '../dataplane/desired';
+import { refusingPorts, type DesiredService } from '../dataplane/desired';
 import { applyDesired, ApplyReport, MeshMaps } from '../dataplane/writer';
 import { cgroup2Root } from '../platform/cgroup';
 import type { WorkloadCgroups } from '../platform/workload-cgroups';
@@ -311,6 +311,7 @@ export class Agent implements AgentView {
     this.startFileSettings ??= mesh.config.agent;
     const unapplied = changedSettings(this.startFileSettings, mesh.config.agent);
     this.configWarnings = [
+      ...refusingPorts(c.desired),
       ...c.missingCgroups.map((cg) => `workload cgroup ${cg} does not exist yet: its records are attributed once it appears`),
       ...c.outsideRoot.map((cg) => `workload cgroup ${cg} is outside the cgroup root ${this.settings.cgroupRoot}: not enrolled (no VIPs, no telemetry)`),
       ...(unapplied.length ? [`agent settings changed in the mesh file (${unapplied.map((k) => `agent.${k}`).join(', ')}): ` +

@@ -10,6 +10,7 @@ import { parseMesh } from '../config/load';
 import { mergeSettings } from '../config/settings';
 import { capacityError, freshPeak, overflows, TableRoom } from '../dataplane/capacity';
 import { desiredOf, underCgroup } from './compile';
+import { refusingPorts } from '../dataplane/desired';
 
 export type MeshCheck =
   | {
@@ -54,8 +55,8 @@ export function checkMesh(text: string, file: string, room: TableRoom, origin?: 
   const over = overflows(peak, room);
   if (over.length) return { file, valid: false, errors: [`${file}: ${capacityError(over).message}`] };
   const root = settings.settings.cgroupRoot;
-  const warnings = parsed.config.workloads.filter((w) => !underCgroup(w.cgroup, root)).map((w) =>
-    `workload ${w.namespace}/${w.name}: cgroup ${w.cgroup} is outside cgroupRoot ${root} (as this file sets it): not enrolled, no VIPs and no telemetry`);
+  const warnings = [...refusingPorts(desired), ...parsed.config.workloads.filter((w) => !underCgroup(w.cgroup, root)).map((w) =>
+    `workload ${w.namespace}/${w.name}: cgroup ${w.cgroup} is outside cgroupRoot ${root} (as this file sets it): not enrolled, no VIPs and no telemetry`)];
   return {
     file,
     valid: true,

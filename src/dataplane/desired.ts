@@ -77,3 +77,14 @@ export function desiredState(ports: readonly ServicePortSpec[]): DesiredService[
     };
   });
 }
+
+/**
+ * What a mesh says that it may not mean: service ports whose connects are
+ * refused (ECONNREFUSED) because no backend has a weight - none declared, or
+ * all drained to 0. Legal (a service being set up, or taken out on purpose),
+ * so a warning, in validate and in status.
+ */
+export function refusingPorts(desired: readonly DesiredService[]): string[] {
+  return desired.filter((s) => s.slots.length === 0).map((s) =>
+    `service ${s.name}: ${s.backends.length === 0 ? 'no backends' : 'every backend has weight 0'}: connects to it are refused (ECONNREFUSED)`);
+}

@@ -168,3 +168,20 @@ data:
   const two = embeddedMeshes(`${mesh(WEB)}---\nfoo: 1\n`, 'mesh.yaml')!;
   assert.deepEqual(two.map((x) => 'error' in x && x.error.replace(/:\d+:\d+ /, ':L:C ')), ['mesh.yaml:L:C YAML: a mesh file is one document; mesh.yaml has 2 (`---` lines): remove the extra ones, or split the file']);
 });
+
+test('a service that would refuse every connect is valid, with a warning saying so', () => {
+  const c = checkMesh(mesh(`${WEB}
+  - name: empty
+    vips: [10.96.0.11]
+    ports: [{ port: 80 }]
+    backends: []
+  - name: drained
+    vips: [10.96.0.12]
+    ports: [{ port: 80 }]
+    backends: [{ address: 10.0.0.9, weight: 0 }]`), 'mesh.yaml', ROOM);
+  assert.ok(c.valid);
+  assert.deepEqual(c.warnings.filter((w) => w.startsWith('service ')), [
+    'service default/empty:80: no backends: connects to it are refused (ECONNREFUSED)',
+    'service default/drained:80: every backend has weight 0: connects to it are refused (ECONNREFUSED)',
+  ]);
+});
