@@ -85,8 +85,51 @@ export function fromZod(error: z.ZodError, base: Path = []): PathIssue[] {
 export function parseAt<T>(schema: z.ZodType<T>, input: unknown, base: Path, issues: PathIssue[]): T | undefined {
   const r = schema.safeParse(input, { error: zodMessages });
   if (r.success) return r.data;
-  issues.push(...fromZod(r.error, base));
+  issues.push(...fromZod(r.error, base).map((i) => (i.message === 'unknown field' ? withSuggestion(schema, base, i) : i)));
   return undefined;
+}
+
+/** "unknown field (did you mean weight?)": a typo of a field the object has, by edit distance. */
+function withSuggestion(schema: z.ZodType, base: Path, issue: PathIssue): PathIssue {
+  const key = String(issue.path[issue.path.length - 1]);
+  const known = fieldsAt(schema, issue.path.slice(base.length, -1));
+  const typed = key.toLowerCase();
+  // A few letters off, or the start of the field (proto: protocol).
+  const near = known?.map((k) => ({ k, d: typed.length >= 3 && k.toLowerCase().startsWith(typed) ? 1 : editDistance(typed, k.toLowerCase()) }))
+    .filter((x) => x.d <= Math.max(1, Math.floor(key.length / 4)) + 1).sort((a, b) => a.d - b.d)[0];
+  return near ? { ...issue, message: `unknown field (did you mean ${near.k}?)` } : issue;
+}
+
+/** The field names of the object at `path` within `schema` (optional, default and pipe layers looked through). */
+function fieldsAt(schema: z.ZodType, path: Path): string[] | undefined {
+  let t: z.core.$ZodType | undefined = schema;
+  const unwrap = (x: z.core.$ZodType): z.core.$ZodType => {
+    for (;;) {
+      const d = x._zod.def as { type: string; innerType?: z.core.$ZodType; in?: z.core.$ZodType };
+      if ((d.type === 'optional' || d.type === 'default' || d.type === 'nullable') && d.innerType) x = d.innerType;
+      else if (d.type === 'pipe' && d.in) x = d.in;
+      else return x;
+    }
+  };
+  for (const seg of path) {
+    const d = unwrap(t)._zod.def as { type: string; shape?: Record<string, z.core.$ZodType>; element?: z.core.$ZodType };
+    t = d.type === 'object' ? d.shape?.[String(seg)] : d.type === 'array' ? d.element : undefined;
+    if (!t) return undefined;
+  }
+  const d = unwrap(t)._zod.def as { type: string; shape?: Record<string, unknown> };
+  return d.type === 'object' && d.shape ? Object.keys(d.shape) : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
 }
 
 /** A zod schema around one of our parsers. */

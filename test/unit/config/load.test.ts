@@ -384,13 +384,15 @@ test('unknown fields are refused at every level, pointing at the key', () => {
     '  - { name: a, cgroup: a, label: {} }',
   ).replace('  vipCIDRs:', '  extra: 1\n  vipCIDRs:');
   const all = issues(text);
-  for (const [issuePath, key] of [
-    ['network.extra', 'extra'], ['network2', 'network2'], ['services[0].vip', 'vip:'],
-    ['services[0].ports[0].proto', 'proto'], ['services[0].backends[0].wieght', 'wieght'], ['workloads[0].label', 'label'],
+  // A near miss of a field the object has is named (the typo's likely fix); anything else is just unknown.
+  for (const [issuePath, key, message] of [
+    ['network.extra', 'extra', 'unknown field'], ['network2', 'network2', 'unknown field (did you mean network?)'],
+    ['services[0].vip', 'vip:', 'unknown field (did you mean vips?)'], ['services[0].ports[0].proto', 'proto', 'unknown field (did you mean protocol?)'],
+    ['services[0].backends[0].wieght', 'wieght', 'unknown field (did you mean weight?)'], ['workloads[0].label', 'label', 'unknown field (did you mean labels?)'],
   ] as const) {
     const issue = all.find((i) => i.path === issuePath);
     assert.ok(issue, `no issue at ${issuePath}:\n${all.map(formatConfigIssue).join('\n')}`);
-    assert.equal(issue.message, 'unknown field');
+    assert.equal(issue.message, message);
     assert.deepEqual({ line: issue.line, column: issue.column }, pos(text, key));
   }
   assert.equal(all.length, 6);
