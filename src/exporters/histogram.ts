@@ -18,8 +18,8 @@ export class HistogramSeries {
   readonly counts: Float64Array;
   sum = 0;
   count = 0;
-  /** Exposed as all zeros (its first scrape: see PrometheusExporter.metrics()). */
-  fresh = false;
+  /** The scrape that first exposed it (0: none yet): that scrape shows zeros (PrometheusExporter.metrics()). */
+  firstScrape = 0;
 
   constructor(readonly labels: Readonly<Record<string, string>>, private readonly bounds: Float64Array) {
     this.counts = new Float64Array(bounds.length + 1);
@@ -50,8 +50,12 @@ export class BucketHistogram<T extends string> extends Histogram<T> {
   private readonly metricName: string;
   private readonly metricHelp: string;
 
-  constructor(config: { name: string; help: string; labelNames: readonly T[]; buckets: readonly number[]; registers: Registry[] }) {
-    super({ ...config, labelNames: [...config.labelNames], buckets: [...config.buckets] });
+  private readonly scrape: () => number;
+
+  /** scrape: the number of the scrape in progress, for the zeros a new series first shows (default: never any). */
+  constructor(config: { name: string; help: string; labelNames: readonly T[]; buckets: readonly number[]; registers: Registry[]; scrape?: () => number }) {
+    super({ name: config.name, help: config.help, registers: config.registers, labelNames: [...config.labelNames], buckets: [...config.buckets] });
+    this.scrape = config.scrape ?? (() => 0);
     this.bounds = Float64Array.from([...config.buckets].sort((a, b) => a - b));
     this.metricName = config.name;
     this.metricHelp = config.help;
@@ -82,8 +86,10 @@ export class BucketHistogram<T extends string> extends Histogram<T> {
   async getForPromString(): Promise<{ name: string; help: string; type: string; values: PromStringValue[]; aggregator: string }> {
     const base = this.metricName;
     const values: PromStringValue[] = [];
+    const scrape = this.scrape();
     for (const s of this.all.values()) {
-      const z = s.fresh ? 0 : 1;
+      if (s.firstScrape === 0) s.firstScrape = scrape;
+      const z = scrape !== 0 && s.firstScrape === scrape ? 0 : 1;
       let acc = 0;
       for (let i = 0; i < this.bounds.length; i++) {
         acc += s.counts[i] as number;

@@ -23,6 +23,14 @@ import { VERSION } from '../version';
 
 type EdgeLabelName = keyof EdgeLabels;
 const EDGE_LABELS: readonly EdgeLabelName[] = ['side', 'workload', 'service', 'backend'];
+/**
+ * Histograms leave the backend out. Each histogram series is ~20 buckets:
+ * labelled by backend (a pod address) they would multiply by every backend a
+ * workload reaches - a node of 20 workloads on a 200-pod service, 300 000
+ * series. Counters keep it (failures, resets, the split, per backend).
+ */
+type HistogramLabelName = Exclude<EdgeLabelName, 'backend'>;
+const HISTOGRAM_LABELS: readonly HistogramLabelName[] = ['side', 'workload', 'service'];
 type ResetLabelName = EdgeLabelName | 'direction';
 
 /**
@@ -89,6 +97,8 @@ interface EdgeSeries {
   resetsSent: number;
   resetsReceived: number;
   timeouts: number;
+  /** The histograms' series: shared by the edges of every backend of one side, workload and service. */
+  readonly histogramKey: string;
   readonly connectDuration: HistogramSeries | undefined; // client side only
   readonly srtt: HistogramSeries;
   readonly connectionDuration: HistogramSeries;
@@ -125,9 +135,11 @@ export class PrometheusExporter {
   /** Verdict series (service|verdict) by the scrape that first exposed them, at zero as edge series are. */
   private readonly verdictsFirst = new Map<string, number>();
   private readonly attached = new WeakSet<Aggregator>();
-  private readonly connectDuration: BucketHistogram<EdgeLabelName>;
-  private readonly srtt: BucketHistogram<EdgeLabelName>;
-  private readonly connectionDuration: BucketHistogram<EdgeLabelName>;
+  private readonly connectDuration: BucketHistogram<HistogramLabelName>;
+  private readonly srtt: BucketHistogram<HistogramLabelName>;
+  private readonly connectionDuration: BucketHistogram<HistogramLabelName>;
+  /** Edge series per histogram series (histogramKey): the last to go takes the histograms with it. */
+  private readonly histogramRefs = new Map<string, number>();
   private agentCollector: AgentCollector | undefined;
   /** The agent's values for the scrape in progress: read once, so all agent metrics of a scrape agree. */
   private agentSnapshot: AgentMetricsSnapshot | undefined;
@@ -159,17 +171,17 @@ export class PrometheusExporter {
     this.connectDuration = new BucketHistogram({
       name: 'sockmesh_connect_duration_seconds',
       help: 'Client side: SYN sent to connection established.',
-      labelNames: EDGE_LABELS, buckets: CONNECT_BUCKETS_SECONDS, registers,
+      labelNames: HISTOGRAM_LABELS, buckets: CONNECT_BUCKETS_SECONDS, registers, scrape: () => this.scrapes,
     });
     this.srtt = new BucketHistogram({
       name: 'sockmesh_srtt_seconds',
       help: 'Smoothed round-trip time of a connection when it closed (connections without an RTT sample are left out).',
-      labelNames: EDGE_LABELS, buckets: SRTT_BUCKETS_SECONDS, registers,
+      labelNames: HISTOGRAM_LABELS, buckets: SRTT_BUCKETS_SECONDS, registers, scrape: () => this.scrapes,
     });
     this.connectionDuration = new BucketHistogram({
       name: 'sockmesh_connection_duration_seconds',
       help: 'Lifetime of closed connections: from the SYN sent on the client side (the handshake included), from established on the server side.',
-      labelNames: EDGE_LABELS, buckets: CONNECTION_DURATION_BUCKETS_SECONDS, registers,
+      labelNames: HISTOGRAM_LABELS, buckets: CONNECTION_DURATION_BUCKETS_SECONDS, registers, scrape: () => this.scrapes,
     });
     const edges: Gauge = new Gauge({
       name: 'sockmesh_edges', help: 'Edges (side, workload, service, backend) with series here now: the per-edge metrics\' cardinality.', registers,
@@ -211,10 +223,17 @@ export class PrometheusExporter {
    */
   private forget(edges: readonly Edge[]): void {
     for (const e of edges) {
-      if (!this.byKey.delete(e.key)) continue;
-      this.connectDuration.dropSeries(e.key);
-      this.srtt.dropSeries(e.key);
-      this.connectionDuration.dropSeries(e.key);
+      const s = this.byKey.get(e.key);
+      if (!s) continue;
+      this.byKey.delete(e.key);
+      const refs = (this.histogramRefs.get(s.histogramKey) ?? 1) - 1;
+      if (refs > 0) this.histogramRefs.set(s.histogramKey, refs);
+      else {
+        this.histogramRefs.delete(s.histogramKey);
+        this.connectDuration.dropSeries(s.histogramKey);
+        this.srtt.dropSeries(s.histogramKey);
+        this.connectionDuration.dropSeries(s.histogramKey);
+      }
       this.expired++;
     }
   }
@@ -242,14 +261,10 @@ export class PrometheusExporter {
    */
   async metrics(): Promise<string> {
     const scrape = ++this.scrapes;
+    // Histogram series keep their own first scrape (BucketHistogram): they outlive a backend's edge.
     for (const s of this.byKey.values()) {
       if (s.firstScrape === 0) s.firstScrape = scrape;
-      const fresh = s.firstScrape === scrape;
-      if (fresh === s.fresh) continue;
-      s.fresh = fresh;
-      if (s.connectDuration) s.connectDuration.fresh = fresh;
-      s.srtt.fresh = fresh;
-      s.connectionDuration.fresh = fresh;
+      s.fresh = s.firstScrape === scrape;
     }
     this.agentSnapshot = this.agentCollector?.();
     try {
@@ -296,6 +311,9 @@ export class PrometheusExporter {
     if (!s) {
       // Copied: the series outlives the Edge, and prom-client keeps the object it is given.
       const labels = { side: edge.labels.side, workload: edge.labels.workload, service: edge.labels.service, backend: edge.labels.backend };
+      const histogramLabels = { side: labels.side, workload: labels.workload, service: labels.service };
+      const histogramKey = `${labels.side}|${labels.workload}|${labels.service}`;
+      this.histogramRefs.set(histogramKey, (this.histogramRefs.get(histogramKey) ?? 0) + 1);
       s = {
         labels,
         resetsSentLabels: { ...labels, direction: 'sent' },
@@ -304,9 +322,10 @@ export class PrometheusExporter {
         // Declared at 0 from the start, like the counters, so rate() and ratios
         // work from the first observation. Server sides never measure a connect:
         // no 20 always-empty buckets for them.
-        connectDuration: labels.side === 'client' ? this.connectDuration.series(edge.key, labels) : undefined,
-        srtt: this.srtt.series(edge.key, labels),
-        connectionDuration: this.connectionDuration.series(edge.key, labels),
+        histogramKey,
+        connectDuration: labels.side === 'client' ? this.connectDuration.series(histogramKey, histogramLabels) : undefined,
+        srtt: this.srtt.series(histogramKey, histogramLabels),
+        connectionDuration: this.connectionDuration.series(histogramKey, histogramLabels),
         firstScrape: 0,
         fresh: false,
       };

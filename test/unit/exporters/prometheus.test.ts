@@ -130,6 +130,12 @@ function value(samples: Sample[], name: string, labels: Record<string, string>):
   return hits[0]?.value;
 }
 
+/** An edge's labels as its histograms carry them: without the backend. */
+function hist(labels: Record<string, string>): Record<string, string> {
+  const { backend: _b, ...rest } = labels;
+  return rest;
+}
+
 function typeOf(text: string, name: string): string | undefined {
   return new RegExp(`^# TYPE ${name} (\\S+)$`, 'm').exec(text)?.[1];
 }
@@ -152,11 +158,11 @@ test('a new series is exposed at zero first, its counts from the next scrape: ra
   agg.ingest(close(1n, { bytesSent: 10, bytesReceived: 20, retransmits: 0, connectUs: 100 }));
   const first = await exp.metrics();
   assert.equal(opened(first), 0, 'the series exists, at zero');
-  assert.equal(value(parse(first), 'sockmesh_connect_duration_seconds_count', CLIENT), 0, 'histograms too');
+  assert.equal(value(parse(first), 'sockmesh_connect_duration_seconds_count', hist(CLIENT)), 0, 'histograms too');
   assert.equal(value(parse(first), 'sockmesh_sent_bytes_total', CLIENT), 0);
   const second = await exp.metrics();
   assert.equal(opened(second), 1);
-  assert.equal(value(parse(second), 'sockmesh_connect_duration_seconds_count', CLIENT), 1);
+  assert.equal(value(parse(second), 'sockmesh_connect_duration_seconds_count', hist(CLIENT)), 1);
   // A known series counts at once; a new one (another backend) starts at zero again.
   agg.ingest(close(2n, { bytesSent: 10, bytesReceived: 20, retransmits: 0, connectUs: 100 }));
   agg.ingest(close(3n, { bytesSent: 10, bytesReceived: 20, retransmits: 0, connectUs: 100 }, 'fin', B2));
@@ -180,9 +186,9 @@ test('interim records then the close of the same connection count bytes, retrans
   assert.equal(value(samples, 'sockmesh_received_bytes_total', CLIENT), 2000);
   assert.equal(value(samples, 'sockmesh_retransmits_total', CLIENT), 3);
   // connectUs rides on every record of the connection: observed once, when it opened.
-  assert.equal(value(samples, 'sockmesh_connect_duration_seconds_count', CLIENT), 1);
-  assert.equal(value(samples, 'sockmesh_connection_duration_seconds_count', CLIENT), 1);
-  assert.equal(value(samples, 'sockmesh_srtt_seconds_count', CLIENT), 1);
+  assert.equal(value(samples, 'sockmesh_connect_duration_seconds_count', hist(CLIENT)), 1);
+  assert.equal(value(samples, 'sockmesh_connection_duration_seconds_count', hist(CLIENT)), 1);
+  assert.equal(value(samples, 'sockmesh_srtt_seconds_count', hist(CLIENT)), 1);
   // The exporter agrees with the aggregator's own edge.
   const edge = agg.edges()[0]!;
   assert.deepEqual([edge.opened, edge.bytesSent, edge.bytesReceived, edge.retransmits], [1, 1000, 2000, 3]);
@@ -227,8 +233,8 @@ test('a failed connect counts as failed, never as opened or closed', async () =>
   assert.equal(value(samples, 'sockmesh_connections_failed_total', CLIENT), 2);
   assert.equal(value(samples, 'sockmesh_connections_opened_total', CLIENT), 0);
   assert.equal(value(samples, 'sockmesh_connections_closed_total', CLIENT), 0);
-  assert.equal(value(samples, 'sockmesh_connect_duration_seconds_count', CLIENT), 0);
-  assert.equal(value(samples, 'sockmesh_connection_duration_seconds_count', CLIENT), 0);
+  assert.equal(value(samples, 'sockmesh_connect_duration_seconds_count', hist(CLIENT)), 0);
+  assert.equal(value(samples, 'sockmesh_connection_duration_seconds_count', hist(CLIENT)), 0);
 });
 
 test('resets by direction and timeouts come from the close cause; every direction is exposed, 0 included', async () => {
@@ -256,7 +262,7 @@ test('histograms: buckets are cumulative, in seconds, with exact sum and count',
   agg.ingest(close(1n, { connectUs: 250, srttUs: 1500, durationNs: 2_000_000_000 }));
   agg.ingest(close(2n, { connectUs: 3000, srttUs: 0, durationNs: 40_000_000 }));
   const { text, samples } = await scrape(exp);
-  const bucket = (name: string, le: string): number | undefined => value(samples, `${name}_bucket`, { ...CLIENT, le });
+  const bucket = (name: string, le: string): number | undefined => value(samples, `${name}_bucket`, { ...hist(CLIENT), le });
 
   assert.equal(typeOf(text, 'sockmesh_connect_duration_seconds'), 'histogram');
   assert.equal(bucket('sockmesh_connect_duration_seconds', '0.00001'), 0);
@@ -266,29 +272,29 @@ test('histograms: buckets are cumulative, in seconds, with exact sum and count',
   assert.equal(bucket('sockmesh_connect_duration_seconds', '0.005'), 2);
   assert.equal(bucket('sockmesh_connect_duration_seconds', '10'), 2);
   assert.equal(bucket('sockmesh_connect_duration_seconds', '+Inf'), 2);
-  assert.equal(value(samples, 'sockmesh_connect_duration_seconds_count', CLIENT), 2);
-  assert.ok(Math.abs(value(samples, 'sockmesh_connect_duration_seconds_sum', CLIENT)! - 0.00325) < 1e-12);
+  assert.equal(value(samples, 'sockmesh_connect_duration_seconds_count', hist(CLIENT)), 2);
+  assert.ok(Math.abs(value(samples, 'sockmesh_connect_duration_seconds_sum', hist(CLIENT))! - 0.00325) < 1e-12);
 
   // 10µs..10s and 10µs..1s, as documented.
   const les = (name: string): string[] =>
-    samples.filter((s) => s.name === `${name}_bucket` && s.labels.backend === CLIENT.backend).map((s) => s.labels.le!);
+    samples.filter((s) => s.name === `${name}_bucket` && s.labels.workload === CLIENT.workload).map((s) => s.labels.le!);
   assert.deepEqual(les('sockmesh_connect_duration_seconds').slice(0, 1), ['0.00001']);
   assert.deepEqual(les('sockmesh_connect_duration_seconds').slice(-2), ['10', '+Inf']);
   assert.deepEqual(les('sockmesh_srtt_seconds').slice(0, 1), ['0.00001']);
   assert.deepEqual(les('sockmesh_srtt_seconds').slice(-2), ['1', '+Inf']);
 
   // The 0 srtt is no sample, not a 0s RTT: only 1.5ms is observed.
-  assert.equal(value(samples, 'sockmesh_srtt_seconds_count', CLIENT), 1);
+  assert.equal(value(samples, 'sockmesh_srtt_seconds_count', hist(CLIENT)), 1);
   assert.equal(bucket('sockmesh_srtt_seconds', '0.001'), 0);
   assert.equal(bucket('sockmesh_srtt_seconds', '0.0025'), 1);
-  assert.equal(value(samples, 'sockmesh_srtt_seconds_sum', CLIENT), 0.0015);
+  assert.equal(value(samples, 'sockmesh_srtt_seconds_sum', hist(CLIENT)), 0.0015);
 
-  assert.equal(value(samples, 'sockmesh_connection_duration_seconds_count', CLIENT), 2);
+  assert.equal(value(samples, 'sockmesh_connection_duration_seconds_count', hist(CLIENT)), 2);
   assert.equal(bucket('sockmesh_connection_duration_seconds', '0.025'), 0);
   assert.equal(bucket('sockmesh_connection_duration_seconds', '0.05'), 1);
   assert.equal(bucket('sockmesh_connection_duration_seconds', '1'), 1);
   assert.equal(bucket('sockmesh_connection_duration_seconds', '2.5'), 2);
-  assert.equal(value(samples, 'sockmesh_connection_duration_seconds_sum', CLIENT), 2.04);
+  assert.equal(value(samples, 'sockmesh_connection_duration_seconds_sum', hist(CLIENT)), 2.04);
 });
 
 test('names follow Prometheus conventions: counters end in _total, with TYPE counter', async () => {
@@ -329,8 +335,8 @@ test('a server-side record without a VIP is attributed to the service through it
   assert.equal(value(samples, 'sockmesh_connections_closed_total', server), 1);
   assert.equal(value(samples, 'sockmesh_sent_bytes_total', server), 64);
   // The server side never measures a connect: no such series at all.
-  assert.equal(value(samples, 'sockmesh_connect_duration_seconds_count', server), undefined);
-  assert.equal(value(samples, 'sockmesh_connection_duration_seconds_count', server), 1);
+  assert.equal(value(samples, 'sockmesh_connect_duration_seconds_count', hist(server)), undefined);
+  assert.equal(value(samples, 'sockmesh_connection_duration_seconds_count', hist(server)), 1);
 });
 
 test('label values with quotes, backslashes and newlines are escaped', async () => {
@@ -385,13 +391,30 @@ test('an expired edge leaves every metric; the others stay; it comes back from z
   const left = samples.filter((x) => x.labels.backend === CLIENT.backend);
   assert.deepEqual(left, [], 'no series of the expired edge, histograms included');
   assert.equal(value(samples, 'sockmesh_sent_bytes_total', b2), 20);
-  assert.ok(samples.some((x) => x.name === 'sockmesh_srtt_seconds_count' && x.labels.backend === b2.backend));
+  // The histograms are the service's, not the backend's: the edge still there keeps them, whole.
+  assert.equal(value(samples, 'sockmesh_srtt_seconds_count', hist(CLIENT)), 1, 'the expired edge\'s one RTT sample included');
   assert.equal(value(samples, 'sockmesh_edges', {}), 1);
   assert.equal(value(samples, 'sockmesh_edges_expired_total', {}), 1);
   agg.ingest(close(3n, { bytesSent: 3 }), 10_000);
   ({ samples } = await scrape(exp));
   assert.equal(value(samples, 'sockmesh_sent_bytes_total', CLIENT), 3, 'from zero: rate() reads it as a reset');
-  assert.equal(value(samples, 'sockmesh_connect_duration_seconds_count', CLIENT), 0);
+  // The last edge of a service gone, its histograms go too; back, they start from zero.
+  assert.equal(agg.expire(20_000), 2);
+  ({ samples } = await scrape(exp));
+  assert.deepEqual(samples.filter((x) => x.name.startsWith('sockmesh_srtt_seconds')), []);
+  agg.ingest(close(4n, { bytesSent: 3, connectUs: 70 }), 30_000);
+  ({ samples } = await scrape(exp));
+  assert.equal(value(samples, 'sockmesh_connect_duration_seconds_count', hist(CLIENT)), 1);
+});
+
+test('histograms are per side, workload and service: every backend of a service adds to the same series', async () => {
+  const { agg, exp } = setup();
+  agg.ingest(close(1n, { connectUs: 100 }));
+  agg.ingest(close(2n, { connectUs: 300 }, 'fin', B2));
+  const { samples } = await scrape(exp);
+  assert.deepEqual(samples.filter((x) => x.name === 'sockmesh_connect_duration_seconds_count').map((x) => [x.labels, x.value]), [[hist(CLIENT), 2]]);
+  assert.ok(samples.filter((x) => x.name.startsWith('sockmesh_connect_duration_seconds')).every((x) => !('backend' in x.labels)));
+  assert.equal(samples.filter((x) => x.name === 'sockmesh_connections_opened_total').length, 2, 'counters keep the backend');
 });
 
 // ---- agent metrics ----
