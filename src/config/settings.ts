@@ -305,7 +305,11 @@ export function mergeSettings(input: SettingsInput): SettingsResult {
   const env = fromStrings('env', (s) => [s.env, input.env[s.env]]);
   const flags = fromStrings('flag', (s) => [s.flag, input.flags[s.name]]);
 
-  if (issues.length > 0) return { ok: false, issues };
+  // The cross-check below runs beside other settings' errors (every problem at once), unless one
+  // of the two values it compares is itself in error: it would compare against a default.
+  const inError = (key: 'edgeTtlMs' | 'reportIntervalMs'): boolean => issues.some((i) =>
+    (i.origin === 'file' ? i.path.endsWith(`.${SETTINGS[key].name}`) : i.name === SETTINGS[key].flag || i.name === SETTINGS[key].env));
+  if (inError('edgeTtlMs') || inError('reportIntervalMs')) return { ok: false, issues };
   const chosen: Partial<AgentSettings> = { ...file, ...env, ...flags };
   const defaults = defaultSettings(chosen.instance);
   // Unset, the TTL follows a long report interval instead of refusing it.
@@ -322,7 +326,6 @@ export function mergeSettings(input: SettingsInput): SettingsResult {
       const path = [...(input.file.at ?? ['agent']), spec.name];
       issues.push({ origin: 'file', ...input.file.source(path), path: formatPath(path), message });
     }
-    return { ok: false, issues };
   }
-  return { ok: true, settings };
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, settings };
 }

@@ -232,6 +232,12 @@ test('edgeTtl: a duration up to 7d or off, from any layer, and never under three
   assert.deepEqual(refused({ flags: { edgeTtl: '20s' }, env: {}, file: fileLayer({ edgeTtl: '1h' }) }).map(formatSettingsIssue), [
     `flag --edge-ttl: ${why} (edgeTtl 20000 ms, reportInterval 10000 ms), or off`,
   ]);
+  // Listed with the other settings' errors, at once - unless one of the two compared values is one of them.
+  assert.deepEqual(refused({ flags: { logLevel: 'LOUD' }, env: {}, file: fileLayer({ edgeTtl: '20s' }) }).map(formatSettingsIssue), [
+    'flag --log-level: must be one of debug, info, warn, error, got "LOUD"',
+    `mesh.yaml:42:3 agent.edgeTtl: ${why} (edgeTtl 20000 ms, reportInterval 10000 ms), or off`,
+  ]);
+  assert.deepEqual(refused({ flags: { reportInterval: 'soon' }, env: {}, file: fileLayer({ edgeTtl: '20s' }) }).length, 1, 'no comparison with a bad interval');
   // Unset, it follows a long interval rather than refuse it.
   assert.equal(settings({ flags: {}, env: { SOCKMESH_REPORT_INTERVAL: '5m' } }).edgeTtlMs, 15 * 60_000);
   assert.equal(settings({ flags: {}, env: { SOCKMESH_REPORT_INTERVAL: '1m' } }).edgeTtlMs, 10 * 60_000);
