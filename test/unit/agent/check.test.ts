@@ -91,12 +91,14 @@ test('sockmesh validate: a line per file, errors indented below, exit 1 if any f
     assert.throws(() => execFileSync(process.execPath, [cli, 'validate', good, bad, path.join(dir, 'missing.yaml')], { encoding: 'utf8', stdio: 'pipe' }),
       (err: unknown) => {
         const e = err as { status: number; stdout: string };
-        assert.equal(e.status, 1);
+        assert.equal(e.status, 2, 'a file that cannot be read: 2, not the 1 of an invalid mesh');
         assert.match(e.stdout, /good\.yaml: valid/);
         assert.match(e.stdout, /bad\.yaml: invalid, 1 error\n {2}.*bad\.yaml:\d+:\d+ agent\.bogus: /);
         assert.match(e.stdout, /missing\.yaml: invalid, 1 error\n {2}.*missing\.yaml: cannot read: ENOENT/);
         return true;
       });
+    assert.throws(() => execFileSync(process.execPath, [cli, 'validate', good, bad], { encoding: 'utf8', stdio: 'pipe' }),
+      (err: unknown) => (err as { status: number }).status === 1, 'an invalid mesh: 1');
     const json = JSON.parse(execFileSync(process.execPath, [cli, 'validate', good, '-o', 'json'], { encoding: 'utf8' })) as { valid: boolean; room: { slots: number } }[];
     assert.equal(json[0]!.valid, true);
     assert.ok(json[0]!.room.slots > 0, 'table sizes read from the built object');
