@@ -4,7 +4,7 @@
  * column to fix; validation itself works on plain values (schema.ts).
  */
 import fs from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { ConfigError, type ConfigIssue, type SourcePosition } from './errors';
 import type { MeshConfig } from './model';
 import { formatPath, validateMesh, type Path, type PathIssue } from './schema';
@@ -89,8 +89,17 @@ export function parseMesh(text: string, fileName: string): LoadResult {
   try {
     plain = doc.toJS();
   } catch (err) {
-    // Alias bombs (too many alias expansions) are refused here, not in parsing.
-    return { ok: false, issues: [{ ...at(0), path: '', message: `YAML: ${err instanceof Error ? err.message : String(err)}` }] };
+    // Alias bombs (too many alias expansions) and unresolved aliases are refused here, not in
+    // parsing: point at the first alias with no anchor before it, if that is what it was.
+    let where = 0;
+    visit(doc, {
+      Alias(_key, node) {
+        if (node.resolve(doc) !== undefined || !node.range) return undefined;
+        where = node.range[0];
+        return visit.BREAK;
+      },
+    });
+    return { ok: false, issues: [{ ...at(where), path: '', message: `YAML: ${err instanceof Error ? err.message : String(err)}` }] };
   }
 
   const mesh = validateMesh(plain);

@@ -525,3 +525,9 @@ test('a mesh file that is not UTF-8 is refused at its line; a BOM is dropped; an
   const msg = blob.issues.map((i) => i.message).join('\n');
   assert.ok(msg.length < 400 && msg.includes('... (5000 characters)'), msg);
 });
+
+test('an alias with no anchor before it is reported where it is used', () => {
+  const r = parseMesh('apiVersion: sockmesh.io/v1alpha1\nkind: Mesh\nnetwork:\n  vipCIDRs: *ranges\n', 'mesh.yaml');
+  assert.ok(!r.ok);
+  assert.deepEqual(r.issues.map((i) => `${i.line}:${i.column} ${i.message}`), ['4:13 YAML: Unresolved alias (the anchor must be set before the alias): ranges']);
+});
