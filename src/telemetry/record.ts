@@ -130,9 +130,29 @@ const FLAGS_OFFSET = MeshConnEvent.field('flags').offset;
 function fromV1(buf: Buffer, off: number): Buffer {
   v1Scratch.fill(0);
   for (const [from, to, size] of V1_COPIES) buf.copy(v1Scratch, to, off + from, off + from + size);
-  v1Scratch[FLAGS_OFFSET] = MESH_REC_FIRST;
+  // 0.1's records carry totals and no prior ones (its agent kept those): the first of a
+  // connection met here counts it, a later one (an interim, then its close) only what is new.
+  const e = view.at(v1Scratch, 0);
+  const seen = v1Totals.get(e.cookie);
+  if (seen) {
+    v1Scratch.writeBigUInt64LE(BigInt(seen.sent), PRIOR.sent);
+    v1Scratch.writeBigUInt64LE(BigInt(seen.received), PRIOR.received);
+    v1Scratch.writeUInt32LE(seen.retrans, PRIOR.retrans);
+  } else {
+    v1Scratch[FLAGS_OFFSET] = MESH_REC_FIRST;
+    if (v1Totals.size >= 65_536) v1Totals.clear(); // only right after an upgrade from 0.1: never many
+  }
+  v1Totals.set(e.cookie, { sent: e.bytes_sent, received: e.bytes_received, retrans: e.retransmits });
   return v1Scratch;
 }
+
+/** Totals of the last 0.1 record of each connection met (by cookie). */
+const v1Totals = new Map<bigint, { sent: number; received: number; retrans: number }>();
+const PRIOR = {
+  sent: MeshConnEvent.field('prior_bytes_sent').offset,
+  received: MeshConnEvent.field('prior_bytes_received').offset,
+  retrans: MeshConnEvent.field('prior_retransmits').offset,
+};
 
 /** A shorter record of release 0.2 on (a prefix of ours: fields are only appended), the rest zero. */
 const prefixScratch = Buffer.alloc(MeshConnEvent.size);

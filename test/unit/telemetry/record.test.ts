@@ -43,6 +43,15 @@ test('a record release 0.1 left in the ring decodes, counted as that release cou
   assert.equal(decodeRecord(next, 0, next.length).local.address, '10.0.0.6');
 });
 
+test('two records of one connection that release 0.1 left in the ring count it once, and each byte once', () => {
+  const interim = MeshConnEventV1.encode({ ...FIELDS, cookie: 555n, kind: 1, close_cause: 0, bytes_sent: 1_000, bytes_received: 4_000, retransmits: 1 });
+  const close = MeshConnEventV1.encode({ ...FIELDS, cookie: 555n, bytes_sent: 1_500, bytes_received: 9_000, retransmits: 3 });
+  const a = decodeRecord(interim, 0, interim.length);
+  const b = decodeRecord(close, 0, close.length);
+  assert.deepEqual([a.first, a.newBytesSent, a.newBytesReceived, a.newRetransmits], [true, 1_000, 4_000, 1]);
+  assert.deepEqual([b.first, b.newBytesSent, b.newBytesReceived, b.newRetransmits], [false, 500, 5_000, 2]);
+});
+
 test('a record of any other size is refused with the sizes it knows', () => {
   for (const n of [152, 8, 164, 180]) {
     assert.throws(() => decodeRecord(Buffer.alloc(n), 0, n), (err: unknown) =>
